@@ -1,0 +1,1 @@
+"""Capture: writing a run folder (environment, git, NVML sampler, process launch, atomic manifest)."""

@@ -1,0 +1,131 @@
+"""The thin click layer: parse options, call one function, map errors to exit codes (0/1/2)."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import click
+
+from auditor import __version__
+from auditor.render import RENDERERS
+
+EXIT_CANNOT_AUDIT = 2
+
+
+def _fail_input(message: str) -> None:
+    click.echo(f"Error: {message}", err=True)
+    sys.exit(EXIT_CANNOT_AUDIT)
+
+
+def _split(values: tuple[str, ...]) -> list[str]:
+    return [v.strip() for value in values for v in value.split(",") if v.strip()]
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="audit")
+@click.option("--debug", is_flag=True, help="Show tracebacks instead of one-line errors.")
+@click.pass_context
+def cli(ctx: click.Context, debug: bool) -> None:
+    """auditor: prove from evidence that an ML training run did what its summary claims."""
+    ctx.obj = {"debug": debug}
+
+
+@cli.command()
+@click.argument("run_dirs", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("--format", "fmt", type=click.Choice(list(RENDERERS)), default="text", show_default=True)
+@click.option("--output", type=click.Path(path_type=Path), help="Write the report here instead of stdout.")
+@click.option("--quick", is_flag=True, help="No digests, no tensor data: headers and sizes only.")
+@click.option("--strict", is_flag=True, help="A warning fails the verdict too.")
+@click.option("--exit-zero", is_flag=True, help="Always exit 0 when the folders could be audited.")
+@click.option("--select", multiple=True, help="Only these gate ids (comma-separated or repeated).")
+@click.option("--ignore", multiple=True, help="Skip these gate ids (comma-separated or repeated).")
+@click.option("--loss-window", type=click.FloatRange(0.01, 0.5), default=0.2, show_default=True,
+              help="Share of logged losses in each window that loss_decreased compares.")
+@click.option("--min-loss-drop", type=click.FloatRange(0.0, 1.0), default=0.01, show_default=True,
+              help="Relative drop between the windows that loss_decreased requires.")
+@click.pass_context
+def verify(ctx: click.Context, run_dirs: tuple[Path, ...], fmt: str, output: Path | None, quick: bool,
+           strict: bool, exit_zero: bool, select: tuple[str, ...], ignore: tuple[str, ...], loss_window: float,
+           min_loss_drop: float) -> None:
+    """Audit run folders (read-only); exit 0 pass, 1 a gate failed, 2 cannot audit."""
+    from auditor.gates import GateOptions
+    from auditor.render import render
+    from auditor.verify import VerifyOptions, execute, exit_code
+
+    options = VerifyOptions(run_dirs=list(run_dirs), quick=quick, strict=strict, exit_zero=exit_zero,
+                            select=_split(select), ignore=_split(ignore),
+                            gate_options=GateOptions(loss_window=loss_window, min_loss_drop=min_loss_drop))
+    report = execute(options)
+    color = output is None and sys.stdout.isatty() and "NO_COLOR" not in os.environ and fmt == "text"
+    text = render(fmt, report, color=color)
+    if output is not None:
+        try:
+            output.write_text(text, encoding="utf-8")
+        except OSError as exc:
+            _fail_input(f"cannot write --output {output}: {exc.strerror}")
+    else:
+        click.echo(text, nl=False)
+    summary_path = os.environ.get("GITHUB_STEP_SUMMARY")
+    if fmt == "github" and summary_path:
+        with open(summary_path, "a", encoding="utf-8") as handle:
+            handle.write(render("markdown", report))
+    sys.exit(exit_code(report, exit_zero))
+
+
+@cli.command()
+def gates() -> None:
+    """List the gates with what each proves."""
+    from auditor.gates import REGISTRY
+
+    for gate in REGISTRY.values():
+        click.echo(f"{gate.id:22} {gate.proves}")
+
+
+@cli.command()
+@click.argument("name", required=False)
+@click.option("--write", "write_dir", type=click.Path(path_type=Path), help="Write every schema into DIR.")
+def schema(name: str | None, write_dir: Path | None) -> None:
+    """Print a published JSON Schema, or write them all with --write DIR."""
+    from auditor.errors import AuditInputError
+    from auditor.schemas import MODELS, schema_text, write_schemas
+
+    if write_dir is not None:
+        for path in write_schemas(write_dir):
+            click.echo(str(path))
+        return
+    if name is None:
+        click.echo("\n".join(MODELS))
+        return
+    key = name.removesuffix(".schema.json")
+    if key not in MODELS:
+        raise AuditInputError(f"unknown schema {name!r}; choose one of: {', '.join(MODELS)}")
+    click.echo(schema_text(key), nl=False)
+
+
+def main() -> None:
+    """Console-script entry: one-line `Error:` messages and exit 2 for input problems, never a traceback."""
+    from auditor.errors import AuditInputError
+
+    debug = "--debug" in sys.argv[1:]
+    try:
+        cli.main(standalone_mode=False)
+    except click.exceptions.Exit as exc:
+        sys.exit(exc.exit_code)
+    except click.exceptions.Abort:
+        _fail_input("aborted")
+    except click.ClickException as exc:
+        if debug:
+            raise
+        _fail_input(exc.format_message())
+    except AuditInputError as exc:
+        if debug:
+            raise
+        _fail_input(str(exc))
+    except KeyboardInterrupt:
+        _fail_input("interrupted")
+    except Exception as exc:  # a bug must still end in one clear line, not a traceback
+        if debug:
+            raise
+        _fail_input(f"internal error: {type(exc).__name__}: {exc} (run with --debug for a traceback and report it)")

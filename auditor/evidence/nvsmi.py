@@ -1,0 +1,158 @@
+"""nvidia-smi text (Linux and Windows WDDM layouts; process rows with N/A memory) and NVML JSON."""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+_HEADER = re.compile(r"Driver Version:\s*(?P<driver>[\d.]+)(?:.*?CUDA Version:\s*(?P<cuda>[\d.]+))?")
+_GPU_ROW = re.compile(r"^\|\s+(?P<index>\d+)\s+(?P<name>.+?)\s+(?:On|Off|WDDM|TCC|MCDM)\s+\|")
+_STATS_ROW = re.compile(
+    r"(?P<used>\d+)MiB\s*/\s*(?P<total>\d+)MiB\s*\|\s*(?P<util>\d+|N/A)%?\s"
+)
+_PROC_ROW = re.compile(
+    r"^\|\s+(?P<gpu>\d+)\s+(?:\S+\s+\S+\s+)?(?P<pid>\d+)\s+(?P<type>C\+G|C|G|M\+C|M)\s+(?P<name>.+?)\s+"
+    r"(?P<mem>\d+MiB|N/A)\s*\|$"
+)
+
+
+@dataclass
+class GpuDevice:
+    """One accelerator as a snapshot describes it."""
+
+    index: int
+    name: str
+    memory_used_mib: int | None = None
+    memory_total_mib: int | None = None
+    utilization: int | None = None
+    line: int | None = None
+
+
+@dataclass
+class GpuProcess:
+    """One process row: compute (`C`) rows with memory are evidence of GPU work."""
+
+    gpu: int
+    pid: int
+    kind: str
+    name: str
+    memory_mib: int | None
+    line: int
+
+
+@dataclass
+class GpuSnapshot:
+    """Parsed nvidia-smi text or NVML JSON."""
+
+    path: str
+    driver: str | None = None
+    cuda: str | None = None
+    timestamp: str | None = None
+    devices: list[GpuDevice] = field(default_factory=list)
+    processes: list[GpuProcess] = field(default_factory=list)
+    has_process_table: bool = False
+    error: str | None = None
+
+    @property
+    def compute_processes(self) -> list[GpuProcess]:
+        """Rows of processes doing compute (type C, C+G, M+C) — graphics-only rows excluded."""
+        return [p for p in self.processes if "C" in p.kind]
+
+
+def parse_nvidia_smi(lines: tuple[str, ...], name: str) -> GpuSnapshot:
+    """Parse `nvidia-smi` table output; tolerant of both driver layouts."""
+    snap = GpuSnapshot(path=name)
+    pending: GpuDevice | None = None
+    for number, line in enumerate(lines, start=1):
+        stripped = line.strip().lstrip("\ufeff")
+        if number <= 3 and stripped and not stripped.startswith(("+", "|")) and snap.timestamp is None:
+            snap.timestamp = stripped
+        header = _HEADER.search(line)
+        if header and snap.driver is None:
+            snap.driver, snap.cuda = header["driver"], header["cuda"]
+            continue
+        if "Processes:" in line:
+            snap.has_process_table = True
+            continue
+        if snap.has_process_table:
+            proc = _PROC_ROW.match(stripped)
+            if proc:
+                mem = proc["mem"]
+                snap.processes.append(GpuProcess(
+                    int(proc["gpu"]), int(proc["pid"]), proc["type"], proc["name"].strip(),
+                    None if mem == "N/A" else int(mem[:-3]), number,
+                ))
+            continue
+        row = _GPU_ROW.match(stripped)
+        if row:
+            pending = GpuDevice(int(row["index"]), row["name"].strip(), line=number)
+            snap.devices.append(pending)
+            continue
+        stats = _STATS_ROW.search(line)
+        if stats and pending is not None and pending.memory_total_mib is None:
+            pending.memory_used_mib, pending.memory_total_mib = int(stats["used"]), int(stats["total"])
+            pending.utilization = None if stats["util"] == "N/A" else int(stats["util"])
+    return snap
+
+
+def parse_nvml_json(path: Path, name: str) -> GpuSnapshot:
+    """Read gpu_snapshot.json as `audit run` writes it: {"driver", "cuda", "devices": [...], "error"}."""
+    snap = GpuSnapshot(path=name)
+    try:
+        data: Any = json.loads(path.read_bytes())
+    except (OSError, ValueError, RecursionError):
+        snap.error = "gpu_snapshot.json is not valid JSON"
+        return snap
+    if not isinstance(data, dict):
+        snap.error = "gpu_snapshot.json is not a JSON object"
+        return snap
+    snap.driver = str(data["driver"]) if data.get("driver") else None
+    snap.cuda = str(data["cuda"]) if data.get("cuda") else None
+    snap.error = str(data["error"]) if data.get("error") else None
+    for i, dev in enumerate(data.get("devices") or []):
+        if isinstance(dev, dict):
+            total = dev.get("memory_total_mib")
+            snap.devices.append(GpuDevice(
+                index=int(dev.get("index", i)) if str(dev.get("index", i)).isdigit() else i,
+                name=str(dev.get("name", "unknown")),
+                memory_total_mib=int(total) if isinstance(total, (int, float)) else None,
+            ))
+    return snap
+
+
+@dataclass
+class SampleStats:
+    """What gpu_samples.jsonl shows about the run's use of the accelerator."""
+
+    path: str
+    samples: int = 0
+    max_utilization: float = 0.0
+    max_process_memory_mib: float = 0.0
+    bad_lines: int = 0
+
+
+def read_gpu_samples(path: Path, name: str) -> SampleStats:
+    """Aggregate NVML samples: peak utilisation and peak memory held by the run's processes."""
+    stats = SampleStats(path=name)
+    with path.open("rb") as handle:
+        for raw in handle:
+            if not raw.strip():
+                continue
+            try:
+                sample = json.loads(raw)
+            except ValueError:
+                stats.bad_lines += 1
+                continue
+            if not isinstance(sample, dict):
+                stats.bad_lines += 1
+                continue
+            stats.samples += 1
+            util, mem = sample.get("utilization_gpu"), sample.get("process_memory_mib")
+            if isinstance(util, (int, float)):
+                stats.max_utilization = max(stats.max_utilization, float(util))
+            if isinstance(mem, (int, float)):
+                stats.max_process_memory_mib = max(stats.max_process_memory_mib, float(mem))
+    return stats

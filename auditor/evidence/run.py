@@ -1,0 +1,419 @@
+"""RunEvidence: one run folder, each kind of evidence parsed once and only when a gate asks for it."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from auditor.evidence.checkpoint import Checkpoint, candidate_dirs, inspect_checkpoint, newest_trainer_state
+from auditor.evidence.claims import SummaryClaims, parse_summary
+from auditor.evidence.digests import SumsEntry, parse_sha256sums
+from auditor.evidence.envsnap import EnvFacts, read_env
+from auditor.evidence.logscan import LogSignals, scan_log
+from auditor.evidence.metrics import (
+    FinalRecord,
+    MetricsSeries,
+    Progress,
+    last_progress,
+    read_jsonl,
+    read_log_dicts,
+    read_trainer_state,
+)
+from auditor.evidence.nvsmi import (
+    GpuSnapshot,
+    SampleStats,
+    parse_nvidia_smi,
+    parse_nvml_json,
+    read_gpu_samples,
+)
+from auditor.evidence.paths import contained_path
+from auditor.evidence.plan import normalize_device, plan_fields
+from auditor.evidence.predictions import Predictions, read_predictions
+from auditor.evidence.templates import TEMPLATE_SCAN_LIMIT, template_problem
+from auditor.evidence.text import TextDoc, read_text
+from auditor.models import Plan, RunManifest
+from auditor.schemas import validation_errors
+
+_DEVICE_FLAG = re.compile(r"--device[= ]+['\"]?(cuda|gpu|tpu|cpu)\b", re.I)
+RUN_FOLDER_MARKERS = (
+    "run_manifest.json", "env_snapshot.json", "env_snapshot.txt", "gpu_snapshot.json", "gpu_snapshot.txt",
+    "gpu_samples.jsonl", "training_log.txt", "eval_log.txt", "predictions.jsonl", "SHA256SUMS",
+    "training_output",
+)
+ENV_NAMES = ("env_snapshot.json", "env_snapshot.txt", "env_info.txt", "collect_env.txt", "torch_version.txt")
+GPU_NAMES = ("gpu_snapshot.json", "gpu_snapshot.txt", "nvidia_smi.txt", "nvidia-smi.txt")
+METRICS_NAMES = ("training_output/metrics.jsonl", "metrics.jsonl")
+TEXT_SUFFIXES = (".txt", ".log", ".md", ".json", ".jsonl", ".yaml", ".yml", ".cfg", ".toml", ".csv", ".sh", ".py",
+                 ".env", ".ini", "")
+
+
+def is_run_folder(path: Path) -> bool:
+    """A folder holding any run-folder file is a run folder, however broken."""
+    try:
+        names = set(os.listdir(path))
+    except OSError:
+        return False
+    return bool(names & set(RUN_FOLDER_MARKERS)) or any(
+        n.endswith(("_summary.md", "_config.yaml")) for n in names
+    )
+
+
+@dataclass(frozen=True)
+class Symlink:
+    """A symbolic link inside the folder and whether it leads out of it."""
+
+    path: str
+    target: str
+    escapes: bool
+
+
+@dataclass(frozen=True)
+class ManifestDoc:
+    """run_manifest.json as read: data, or why it could not be parsed (with line)."""
+
+    data: Any
+    error: str | None
+    line: int | None
+
+
+class RunEvidence:
+    """The evidence of one run folder. Properties parse lazily and cache."""
+
+    def __init__(self, root: Path, quick: bool = False) -> None:
+        self.root = root
+        self.quick = quick
+        self._texts: dict[str, TextDoc | None] = {}
+
+    # -- files ---------------------------------------------------------------------------------------
+    @cached_property
+    def _walk(self) -> tuple[list[str], list[Symlink]]:
+        files: list[str] = []
+        links: list[Symlink] = []
+        real_root = os.path.realpath(self.root)
+        for directory, dirnames, filenames in os.walk(self.root, followlinks=False):
+            rel_dir = Path(directory).relative_to(self.root).as_posix()
+            for name in sorted(dirnames + filenames):
+                full = Path(directory) / name
+                rel = name if rel_dir == "." else f"{rel_dir}/{name}"
+                if full.is_symlink():
+                    target = os.readlink(full)
+                    real = os.path.realpath(full)
+                    escapes = not (real == real_root or real.startswith(real_root + os.sep))
+                    links.append(Symlink(rel, target, escapes))
+                elif name in filenames:
+                    files.append(rel)
+            dirnames[:] = sorted(d for d in dirnames if not (Path(directory) / d).is_symlink())
+        return sorted(files), links
+
+    @property
+    def files(self) -> list[str]:
+        """Regular files, relative posix paths, sorted (symlinks excluded)."""
+        return self._walk[0]
+
+    @property
+    def symlinks(self) -> list[Symlink]:
+        """Symbolic links found in the folder."""
+        return self._walk[1]
+
+    def path(self, rel: str) -> Path:
+        """Absolute path of a folder-relative path (caller ensures containment)."""
+        return self.root / rel
+
+    def first_existing(self, names: tuple[str, ...]) -> str | None:
+        """The first of `names` that is a regular file in the folder."""
+        present = set(self.files)
+        return next((n for n in names if n in present), None)
+
+    def text(self, rel: str) -> TextDoc | None:
+        """A decoded text file (cached)."""
+        if rel not in self._texts:
+            self._texts[rel] = read_text(self.root / rel, rel)
+        return self._texts[rel]
+
+    def text_files(self) -> list[str]:
+        """Files that hold text evidence (weights and other binaries excluded)."""
+        return [f for f in self.files if Path(f).suffix.lower() in TEXT_SUFFIXES and not f.endswith(".safetensors")]
+
+    # -- manifest and plan ---------------------------------------------------------------------------
+    @cached_property
+    def manifest(self) -> ManifestDoc | None:
+        """run_manifest.json, parsed (None when absent)."""
+        if "run_manifest.json" not in self.files:
+            return None
+        doc = self.text("run_manifest.json")
+        if doc is None:
+            return ManifestDoc(None, "cannot be read", None)
+        try:
+            return ManifestDoc(json.loads(doc.text), None, None)
+        except json.JSONDecodeError as exc:
+            return ManifestDoc(None, f"is not valid JSON: {exc.msg}", exc.lineno)
+
+    @property
+    def is_auditor_manifest(self) -> bool:
+        """True when the manifest declares our schema_version (else it is a team's own format)."""
+        m = self.manifest
+        return bool(m and isinstance(m.data, dict) and "schema_version" in m.data)
+
+    @cached_property
+    def manifest_errors(self) -> list[str]:
+        """Schema violations of an auditor manifest, each naming its JSON path."""
+        m = self.manifest
+        if not self.is_auditor_manifest or m is None:
+            return []
+        return validation_errors("run_manifest", m.data)
+
+    @cached_property
+    def run_manifest(self) -> RunManifest | None:
+        """The auditor manifest as a model, when it validates."""
+        m = self.manifest
+        if not self.is_auditor_manifest or self.manifest_errors or m is None:
+            return None
+        return RunManifest.model_validate(m.data)
+
+    @cached_property
+    def config_files(self) -> list[str]:
+        """Config YAMLs at the folder root (`<name>_config.yaml`, `config.yaml`)."""
+        return [f for f in self.files if "/" not in f and f.endswith((".yaml", ".yml"))]
+
+    @cached_property
+    def config_problems(self) -> list[tuple[str, str, int | None]]:
+        """YAML files that do not parse: (path, problem, line)."""
+        return [p for p in (self._load_yaml(f)[1] for f in self.config_files) if p is not None]
+
+    def _load_yaml(self, rel: str) -> tuple[Any, tuple[str, str, int | None] | None]:
+        doc = self.text(rel)
+        if doc is None:
+            return None, (rel, "cannot be read", None)
+        try:
+            return yaml.safe_load(doc.text), None
+        except yaml.YAMLError as exc:
+            mark = getattr(exc, "problem_mark", None)
+            line = mark.line + 1 if mark is not None else None
+            return None, (rel, f"is not valid YAML: {getattr(exc, 'problem', None) or exc}", line)
+
+    @cached_property
+    def plan(self) -> Plan:
+        """The plan: auditor manifest first, then config YAMLs, a team manifest, trainer_state.json."""
+        fields: dict[str, Any] = {}
+        sources: dict[str, str] = {}
+        if self.run_manifest is not None:
+            declared = self.run_manifest.plan.model_dump(exclude_none=True, exclude={"source"})
+            fields.update({k: v for k, v in declared.items() if v not in ({}, None)})
+            sources.update({k: "run_manifest.json" for k in fields})
+        layers: list[tuple[Any, str]] = [(self._load_yaml(f)[0], f) for f in self.config_files]
+        if self.manifest and not self.is_auditor_manifest:
+            layers.append((self.manifest.data, "run_manifest.json"))
+        for data, source in layers:
+            found, where = plan_fields(data, source)
+            for key, value in found.items():
+                if key not in fields:
+                    fields[key] = value
+                    sources[key] = where[key]
+        if "device" not in fields and self.training_log is not None:
+            for number, line in enumerate(self.training_log.lines, start=1):
+                match = _DEVICE_FLAG.search(line)
+                if match:
+                    fields["device"] = normalize_device(match.group(1))
+                    sources["device"] = f"{self.training_log.path}:{number}"
+                    break
+        state = self.trainer_state
+        if "max_steps" not in fields and state is not None and state[1]:
+            fields["max_steps"] = state[1]
+            sources["max_steps"] = state[0].path
+        return Plan(**fields, source=sources)
+
+    # -- logs ----------------------------------------------------------------------------------------
+    @cached_property
+    def log_files(self) -> list[str]:
+        """Logs: training_log.txt first, then other *log*.txt / *.log files."""
+        logs = [f for f in self.files if Path(f).name.lower().endswith((".log", "log.txt", "_log.txt"))
+                or (Path(f).suffix == ".txt" and "log" in Path(f).name.lower())]
+        return sorted(logs, key=lambda f: (f != "training_log.txt", f))
+
+    @property
+    def training_log(self) -> TextDoc | None:
+        """training_log.txt (or the first log) decoded."""
+        return self.text(self.log_files[0]) if self.log_files else None
+
+    @cached_property
+    def templates(self) -> dict[str, tuple[str, int | None]]:
+        """Small text files left as templates: path → (why, line)."""
+        found: dict[str, tuple[str, int | None]] = {}
+        for rel in self.text_files():
+            try:
+                if self.path(rel).stat().st_size > TEMPLATE_SCAN_LIMIT:
+                    continue
+            except OSError:
+                continue
+            doc = self.text(rel)
+            problem = template_problem(doc) if doc is not None else None
+            if problem:
+                found[rel] = problem
+        return found
+
+    @cached_property
+    def log_signals(self) -> list[LogSignals]:
+        """Signatures of every log that is not a template (a template's example lines prove nothing)."""
+        docs = (self.text(f) for f in self.log_files if f not in self.templates)
+        return [scan_log(d.lines, d.path) for d in docs if d is not None]
+
+    @cached_property
+    def progress(self) -> Progress | None:
+        """The furthest progress-bar position in the training log."""
+        log = self.training_log
+        return last_progress(log.lines) if log else None
+
+    # -- metrics -------------------------------------------------------------------------------------
+    @cached_property
+    def trainer_state(self) -> tuple[MetricsSeries, int | None] | None:
+        """The newest HF trainer_state.json as a series, and its max_steps."""
+        path = newest_trainer_state(self.root)
+        if path is None:
+            return None
+        return read_trainer_state(path, path.relative_to(self.root).as_posix())
+
+    @cached_property
+    def metrics_sources(self) -> list[MetricsSeries]:
+        """Every metrics source found: metrics.jsonl, trainer_state.json, training-log dicts."""
+        sources: list[MetricsSeries] = []
+        name = self.first_existing(METRICS_NAMES)
+        if name:
+            sources.append(read_jsonl(self.root / name, name))
+        if self.trainer_state is not None:
+            sources.append(self.trainer_state[0])
+        log = self.training_log
+        if log is not None:
+            total = self.progress.total if self.progress else None
+            total = total or (self.plan.max_steps if self.plan.max_steps else None)
+            series = read_log_dicts(log.lines, log.path, total)
+            if series.records:
+                sources.append(series)
+        return sources
+
+    @cached_property
+    def metrics(self) -> MetricsSeries | None:
+        """The loss series to audit: the source with most loss points (earlier sources win ties)."""
+        best: MetricsSeries | None = None
+        for series in self.metrics_sources:
+            if series.count and (best is None or series.count > best.count):
+                best = series
+        return best or next((s for s in self.metrics_sources if s.records), None)
+
+    @cached_property
+    def final_records(self) -> list[FinalRecord]:
+        """Every end-of-training record: from each metrics source and from stray JSON metrics files."""
+        finals = [s.final for s in self.metrics_sources if s.final is not None]
+        for name in self.files:
+            if "/" in name or not name.endswith(".json") or name == "run_manifest.json":
+                continue
+            try:
+                data = json.loads((self.root / name).read_bytes())
+            except (OSError, ValueError, RecursionError):
+                continue
+            if isinstance(data, dict) and isinstance(data.get("metrics"), dict):
+                series = MetricsSeries(path=name, kind="json")
+                from auditor.evidence.metrics import flatten
+
+                series.add(flatten(data), 0)
+                if series.final is not None:
+                    finals.append(series.final)
+        return finals
+
+    @cached_property
+    def final_record(self) -> FinalRecord | None:
+        """The trainer's final record: the chosen source's, completed with fields only other sources have
+        (total_flos lives in metrics.jsonl, not in the printed dict). Disagreements are claims_consistent's."""
+        chosen = self.metrics.final if self.metrics else None
+        first = chosen or (self.final_records[0] if self.final_records else None)
+        if first is None:
+            return None
+        values = dict(first.values)
+        for other in self.final_records:
+            for key, value in other.values.items():
+                values.setdefault(key, value)
+        return FinalRecord(values=values, path=first.path, line=first.line, step=first.step)
+
+    @cached_property
+    def evidence_max_step(self) -> int | None:
+        """Highest step any metrics source or the progress bar shows."""
+        steps = [s.max_step for s in self.metrics_sources if s.max_step is not None]
+        steps += [f.step for f in self.final_records if f.step is not None]
+        if self.progress:
+            steps.append(self.progress.done)
+        return max(steps) if steps else None
+
+    # -- other evidence ------------------------------------------------------------------------------
+    @cached_property
+    def checkpoint(self) -> Checkpoint | None:
+        """The final checkpoint's structure (headers only), None when the folder holds none."""
+        dirs = candidate_dirs(self.root)
+        return inspect_checkpoint(self.root, dirs[0]) if dirs else None
+
+    @cached_property
+    def gpu_snapshot(self) -> GpuSnapshot | None:
+        """gpu_snapshot.json (NVML) or nvidia-smi text."""
+        name = self.first_existing(GPU_NAMES)
+        if name is None:
+            return None
+        if name.endswith(".json"):
+            return parse_nvml_json(self.root / name, name)
+        doc = self.text(name)
+        return parse_nvidia_smi(doc.lines, name) if doc else None
+
+    @cached_property
+    def gpu_samples(self) -> SampleStats | None:
+        """NVML time series recorded by `audit run`."""
+        if "gpu_samples.jsonl" not in self.files:
+            return None
+        return read_gpu_samples(self.root / "gpu_samples.jsonl", "gpu_samples.jsonl")
+
+    @cached_property
+    def env(self) -> list[EnvFacts]:
+        """Facts from every environment snapshot present."""
+        out = []
+        for name in ENV_NAMES:
+            if name in self.files:
+                doc = self.text(name)
+                if doc is not None:
+                    out.append(read_env(doc))
+        return out
+
+    def env_fact(self, key: str) -> tuple[str, str, int | None] | None:
+        """(value, path, line) of one environment fact from any snapshot."""
+        for facts in self.env:
+            if key in facts.facts:
+                return facts.facts[key], facts.path, facts.lines.get(key)
+        return None
+
+    @cached_property
+    def summaries(self) -> list[SummaryClaims]:
+        """Claims from `*_summary.md` and README.md at the folder root."""
+        names = [f for f in self.files if "/" not in f and (f.endswith("_summary.md") or f == "README.md")]
+        docs = (self.text(n) for n in names)
+        return [parse_summary(d.lines, d.path) for d in docs if d is not None]
+
+    @cached_property
+    def predictions(self) -> Predictions | None:
+        """predictions.jsonl, streamed."""
+        if "predictions.jsonl" not in self.files:
+            return None
+        return read_predictions(self.root / "predictions.jsonl", "predictions.jsonl")
+
+    @cached_property
+    def sha256sums(self) -> tuple[list[SumsEntry], list[int]] | None:
+        """SHA256SUMS entries and its malformed lines."""
+        if "SHA256SUMS" not in self.files:
+            return None
+        doc = self.text("SHA256SUMS")
+        return parse_sha256sums(doc.lines) if doc else ([], [])
+
+    def contained(self, rel: str) -> Path | None:
+        """The one containment check, applied to this folder."""
+        return contained_path(self.root, rel)

@@ -1,0 +1,60 @@
+"""Credential patterns: HF, OpenAI, AWS, GitHub, Slack, private key blocks, and generic
+`*_TOKEN=` / `*_KEY=` assignments whose values look random (high entropy)."""
+
+from __future__ import annotations
+
+import math
+import re
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+PATTERNS: tuple[tuple[str, re.Pattern[str]], ...] = (
+    ("Hugging Face token", re.compile(r"\bhf_[A-Za-z0-9]{30,}\b")),
+    ("OpenAI API key", re.compile(r"\bsk-(?:proj-|svcacct-)?[A-Za-z0-9_-]{20,}\b")),
+    ("AWS access key id", re.compile(r"\b(?:AKIA|ASIA)[0-9A-Z]{16}\b")),
+    ("GitHub token", re.compile(r"\b(?:gh[pousr]_[A-Za-z0-9]{36,}|github_pat_[A-Za-z0-9_]{40,})\b")),
+    ("Slack token", re.compile(r"\bxox[abprs]-[A-Za-z0-9-]{10,}\b")),
+    ("private key block", re.compile(r"-----BEGIN (?:[A-Z]+ )*PRIVATE KEY-----")),
+)
+_ASSIGNMENT = re.compile(
+    r"\b(?P<name>[A-Za-z0-9_]*(?:TOKEN|SECRET|PASSWORD|API_KEY|ACCESS_KEY|_KEY))\b[\"']?\s*[:=]\s*[\"']?"
+    r"(?P<value>[A-Za-z0-9/+_.=-]{20,})",
+    re.I,
+)
+MIN_ENTROPY = 3.5
+
+
+def entropy(value: str) -> float:
+    """Shannon entropy in bits per character."""
+    counts = Counter(value)
+    return -sum(c / len(value) * math.log2(c / len(value)) for c in counts.values())
+
+
+def mask(secret: str) -> str:
+    """Show only enough of a secret to find it: `hf_Ab…(37 chars)`."""
+    return f"{secret[:5]}…({len(secret)} chars)"
+
+
+@dataclass(frozen=True)
+class SecretFinding:
+    """A credential-looking string at path:line."""
+
+    kind: str
+    path: str
+    line: int
+    masked: str
+
+
+def scan_lines(lines: Iterable[str], path: str) -> list[SecretFinding]:
+    """Every credential-looking string in `lines`."""
+    found: list[SecretFinding] = []
+    for number, line in enumerate(lines, start=1):
+        for kind, pattern in PATTERNS:
+            for match in pattern.finditer(line):
+                found.append(SecretFinding(kind, path, number, mask(match.group(0))))
+        for match in _ASSIGNMENT.finditer(line):
+            value = match.group("value")
+            if entropy(value) >= MIN_ENTROPY and not any(f.line == number for f in found):
+                found.append(SecretFinding(f"credential in {match.group('name')}", path, number, mask(value)))
+    return found

@@ -1,0 +1,57 @@
+"""Decoding evidence text as users' tools wrote it: UTF-8 (with or without BOM), UTF-16 with BOM
+(PowerShell's `>`), CRLF line ends, or legacy cp1252 bytes."""
+
+from __future__ import annotations
+
+import codecs
+from dataclasses import dataclass
+from pathlib import Path
+
+MAX_TEXT_BYTES = 64 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class TextDoc:
+    """A decoded text file, split into lines (1-based via `line(n)`)."""
+
+    path: str
+    lines: tuple[str, ...]
+    encoding: str
+
+    @property
+    def text(self) -> str:
+        """The whole text joined with newlines."""
+        return "\n".join(self.lines)
+
+
+def decode_bytes(data: bytes) -> tuple[str, str]:
+    """Decode bytes to text and name the encoding used; never raises."""
+    if data.startswith(codecs.BOM_UTF8):
+        return data[3:].decode("utf-8", errors="replace"), "utf-8-sig"
+    if data.startswith(codecs.BOM_UTF16_LE) or data.startswith(codecs.BOM_UTF16_BE):
+        return data.decode("utf-16", errors="replace"), "utf-16"
+    if len(data) >= 4 and data[1:2] == b"\x00" and data[3:4] == b"\x00" and data[0:1] != b"\x00":
+        return data.decode("utf-16-le", errors="replace"), "utf-16-le"
+    try:
+        return data.decode("utf-8"), "utf-8"
+    except UnicodeDecodeError:
+        return data.decode("cp1252", errors="replace"), "cp1252"
+
+
+def split_lines(text: str) -> tuple[str, ...]:
+    """Split on LF only (CRLF and lone CR at line end stripped), so line numbers match editors."""
+    lines = text.split("\n")
+    if lines and lines[-1] == "":
+        lines.pop()
+    return tuple(line[:-1] if line.endswith("\r") else line for line in lines)
+
+
+def read_text(path: Path, name: str, limit: int = MAX_TEXT_BYTES) -> TextDoc | None:
+    """Read and decode a text file (at most `limit` bytes); None when it cannot be read."""
+    try:
+        with path.open("rb") as handle:
+            data = handle.read(limit)
+    except OSError:
+        return None
+    text, encoding = decode_bytes(data)
+    return TextDoc(path=name, lines=split_lines(text.replace("\x00", "")), encoding=encoding)

@@ -1,0 +1,40 @@
+"""checkpoint_saved: the final checkpoint exists and is structurally valid (headers only)."""
+
+from __future__ import annotations
+
+from auditor.evidence.run import RunEvidence
+from auditor.gates.base import GateContext, Results, gate, ref
+from auditor.models import EvidenceRef, GateResult
+
+R = Results("checkpoint_saved")
+
+
+@gate("checkpoint_saved", "the final checkpoint exists and is structurally valid: safetensors headers cover "
+      "their files exactly, shards in the index all present, config.json parses")
+def check(ev: RunEvidence, ctx: GateContext) -> GateResult:
+    """Find the final model directory and validate it from safetensors headers and its index."""
+    ckpt = ev.checkpoint
+    if ckpt is None:
+        pointers: list[EvidenceRef] = []
+        hint = ""
+        for signals in ev.log_signals:
+            for line, target in signals.saved_to[-1:]:
+                pointers.append(ref(signals.path, line))
+                hint = f"; {signals.path}:{line} says it was saved to {target}, outside this folder"
+        return R("fail", "no checkpoint in the folder (expected training_output/final_model/ with config.json "
+                 f"and .safetensors){hint}; copy the final model into the run folder", *pointers)
+    if ckpt.missing_shards:
+        index = ckpt.index.path if ckpt.index else ckpt.directory
+        total = len(ckpt.index.shards) if ckpt.index else len(ckpt.missing_shards)
+        return R("fail", f"{index} lists {total} shard(s); {len(ckpt.missing_shards)} missing: "
+                 f"{', '.join(ckpt.missing_shards[:3])} — the weights were not kept next to their index; add them "
+                 "(or use Git LFS) so the checkpoint can be verified", ref(index))
+    if ckpt.problems:
+        return R("fail", f"checkpoint {ckpt.directory}/ is not valid: " + "; ".join(ckpt.problems[:3]),
+                 ref(ckpt.problems[0].split(":", 1)[0]))
+    if ckpt.config_problem:
+        return R("fail", f"{ckpt.directory}/{ckpt.config_problem}; save the model with its config "
+                 "(save_pretrained writes both)", ref(f"{ckpt.directory}/config.json"))
+    files = len(ckpt.files)
+    return R("pass", f"{ckpt.directory}/: {files} safetensors file(s), {ckpt.parameters:,} parameters, headers "
+             "cover every byte, config.json parses", ref(f"{ckpt.directory}/config.json"))

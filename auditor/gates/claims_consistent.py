@@ -1,0 +1,164 @@
+"""claims_consistent: every figure claimed in the manifest or a summary matches what verify recomputes."""
+
+from __future__ import annotations
+
+import math
+
+from auditor.evidence.metrics import FinalRecord
+from auditor.evidence.run import RunEvidence
+from auditor.gates.base import GateContext, Results, gate, ref, where
+from auditor.models import Claim, EvidenceRef, GateResult, LossRow
+
+R = Results("claims_consistent")
+FINAL_FIELDS = {
+    "runtime_seconds": "train_runtime",
+    "samples_per_second": "train_samples_per_second",
+    "steps_per_second": "train_steps_per_second",
+}
+CROSS_CHECK = ("train_runtime", "train_samples_per_second", "train_loss")
+
+
+def matches(claimed: float, actual: float, decimals: int, approximate: bool = False) -> bool:
+    """Does `actual` round to the displayed `claimed` (half a unit of the last shown digit)?"""
+    if approximate:
+        return abs(claimed - actual) <= max(0.05 * abs(actual), 0.5 * 10 ** -decimals)
+    return abs(claimed - actual) <= 0.5 * 10 ** -decimals + 1e-9 * max(1.0, abs(actual))
+
+
+class _Audit:
+    def __init__(self, ev: RunEvidence) -> None:
+        self.ev = ev
+        self.series = ev.metrics
+        self.final: FinalRecord | None = ev.final_record
+        self.failures: list[tuple[str, EvidenceRef]] = []
+        self.warnings: list[tuple[str, EvidenceRef]] = []
+        self.checked = 0
+
+    def _fail(self, claim_where: str, text: str, pointer: EvidenceRef) -> None:
+        self.failures.append((f"{claim_where}: {text}", pointer))
+
+    def figure(self, claim: Claim) -> None:
+        """Check one claimed figure against what the evidence computes."""
+        if claim.value is None:
+            return
+        at = where(claim.path, claim.line)
+        pointer = ref(claim.path, claim.line)
+        final = self.final.values if self.final else {}
+        actual: float | None = None
+        source = ""
+        if claim.key == "total_steps":
+            actual = self.ev.evidence_max_step
+            source = "the furthest step recorded"
+        elif claim.key in FINAL_FIELDS and FINAL_FIELDS[claim.key] in final:
+            actual = final[FINAL_FIELDS[claim.key]]
+            source = f"{FINAL_FIELDS[claim.key]} in {where(self.final.path, self.final.line) if self.final else ''}"
+        elif claim.key == "total_tflos" and "total_flos" in final:
+            actual = final["total_flos"] / 1e12
+            source = "total_flos / 1e12"
+        elif claim.key == "eval_examples" and self.ev.predictions is not None:
+            actual = float(self.ev.predictions.count)
+            source = "lines in predictions.jsonl"
+        elif claim.key == "epochs" and "epoch" in final:
+            actual = final["epoch"]
+            source = "the final record's epoch"
+        elif claim.key in ("batch_size", "gradient_accumulation_steps"):
+            planned = getattr(self.ev.plan, claim.key)
+            if planned is not None:
+                actual, source = float(planned), f"{claim.key} in {self.ev.plan.source.get(claim.key)}"
+        elif claim.key in ("final_loss", "first_loss") and self.series is not None and self.series.count:
+            self.loss_claim(claim)
+            return
+        if actual is None:
+            return
+        self.checked += 1
+        if not matches(claim.value, actual, claim.decimals, claim.approximate):
+            self._fail(at, f"'{claim.label}' claims {claim.text!r}, evidence says {actual:g} ({source})", pointer)
+
+    def loss_claim(self, claim: Claim) -> None:
+        """First/final loss: the logged value, or for final the trainer's run-average train_loss (warn)."""
+        assert self.series is not None and claim.value is not None
+        self.checked += 1
+        index = 0 if claim.key == "first_loss" else self.series.count - 1
+        logged = self.series.losses[index]
+        at = where(claim.path, claim.line)
+        if matches(claim.value, logged, claim.decimals):
+            return
+        average = self.final.values.get("train_loss") if self.final else None
+        if claim.key == "final_loss" and average is not None and matches(claim.value, average, claim.decimals):
+            self.warnings.append((f"{at}: '{claim.label}' {claim.value:g} is the run-average train_loss "
+                                  f"({average:.4g}), not the last logged loss ({logged:.4g}); label it as the average",
+                                  ref(claim.path, claim.line)))
+            return
+        which = "first" if claim.key == "first_loss" else "last"
+        self._fail(at, f"'{claim.label}' claims {claim.value:g}, the {which} logged loss is {logged:.4g} "
+                   f"({where(self.series.path, self.series.line_of(index))})", ref(claim.path, claim.line))
+
+    def loss_row(self, row: LossRow) -> None:
+        """One row of a claimed loss curve against the logged loss at that step (or epoch)."""
+        series = self.series
+        if series is None or not series.count:
+            return
+        at = where(row.path, row.line)
+        if row.final:
+            self.loss_claim(Claim(key="final_loss", label="Final", text=str(row.loss), value=row.loss,
+                                  decimals=row.loss_decimals, path=row.path, line=row.line))
+            return
+        candidates = []
+        for i in range(series.count):
+            if (row.step is not None and series.step_of(i) == row.step) or (row.step is None and row.epoch is not None and not math.isnan(series.epochs[i]) and matches(
+                    row.epoch, series.epochs[i], row.epoch_decimals)):
+                candidates.append(i)
+        self.checked += 1
+        if not candidates:
+            key = f"step {row.step}" if row.step is not None else f"epoch {row.epoch:g}"
+            self._fail(at, f"claims loss {row.loss:g} at {key}, but no loss was logged there ({series.path})",
+                       ref(row.path, row.line))
+            return
+        if not any(matches(row.loss, series.losses[i], row.loss_decimals) for i in candidates):
+            i = candidates[0]
+            key = f"step {row.step}" if row.step is not None else f"epoch {row.epoch:g}"
+            self._fail(at, f"claims loss {row.loss:g} at {key}, logged loss is {series.losses[i]:.4g} "
+                       f"({where(series.path, series.line_of(i))})", ref(row.path, row.line))
+
+    def cross_check_finals(self) -> None:
+        """Final records from different files must agree: else the evidence comes from different runs."""
+        finals = self.ev.final_records
+        for other in finals[1:]:
+            first = finals[0]
+            for key in CROSS_CHECK:
+                a, b = first.values.get(key), other.values.get(key)
+                if a is None or b is None:
+                    continue
+                self.checked += 1
+                if not math.isclose(a, b, rel_tol=1e-6, abs_tol=1e-9):
+                    self.failures.append((
+                        f"{key} is {a:g} in {where(first.path, first.line)} but {b:g} in "
+                        f"{where(other.path, other.line)}: the files come from different runs",
+                        ref(other.path, other.line)))
+                    return
+
+
+@gate("claims_consistent", "every figure claimed in the manifest or summary matches what verify recomputes")
+def check(ev: RunEvidence, ctx: GateContext) -> GateResult:
+    """Recompute every claimed figure; a figure matches within its displayed precision."""
+    audit = _Audit(ev)
+    for summary in ev.summaries:
+        for claim in summary.figures:
+            audit.figure(claim)
+        for row in summary.loss_rows:
+            audit.loss_row(row)
+    manifest = ev.run_manifest
+    if manifest is not None:
+        for key, value in manifest.claims.items():
+            audit.figure(Claim(key=key, label=key, text=f"{value:g}", value=value, decimals=6,
+                               path="run_manifest.json", line=1))
+    audit.cross_check_finals()
+    if audit.failures:
+        first, pointer = audit.failures[0]
+        more = f" (+{len(audit.failures) - 1} more mismatch(es))" if len(audit.failures) > 1 else ""
+        return R("fail", first + more, *[p for _, p in audit.failures[:10]])
+    if audit.warnings:
+        return R("warn", audit.warnings[0][0], *[p for _, p in audit.warnings[:10]])
+    if audit.checked == 0:
+        return R("skip", "no claimed figures found to check (no summary tables, no manifest claims)")
+    return R("pass", f"{audit.checked} claimed figure(s) match the evidence within their displayed precision")

@@ -1,0 +1,31 @@
+"""environment_captured: interpreter, framework and accelerator facts were recorded."""
+
+from __future__ import annotations
+
+from auditor.evidence.run import RunEvidence
+from auditor.gates.base import GateContext, Results, gate, ref
+from auditor.models import GateResult
+
+R = Results("environment_captured")
+FRAMEWORKS = ("torch", "jax", "transformers")
+
+
+@gate("environment_captured", "interpreter, framework and accelerator facts were recorded")
+def check(ev: RunEvidence, ctx: GateContext) -> GateResult:
+    """An environment snapshot must name the Python and framework versions, and the accelerator when one is used."""
+    if not ev.env:
+        return R("fail", "no environment snapshot (env_snapshot.json/.txt): Python, framework and CUDA versions "
+                 "are unknown; capture one with `audit run` or `python -m torch.utils.collect_env > env_snapshot.txt`")
+    missing = []
+    if ev.env_fact("python") is None:
+        missing.append("Python version")
+    if not any(ev.env_fact(f) for f in FRAMEWORKS):
+        missing.append("framework version (torch/jax/transformers)")
+    accelerated = ev.plan.device in ("cuda", "gpu", "tpu") or ev.gpu_snapshot is not None
+    if accelerated and not (ev.env_fact("gpu") or ev.env_fact("cuda") or ev.gpu_snapshot):
+        missing.append("accelerator (GPU name or CUDA version)")
+    paths = [ref(f.path) for f in ev.env]
+    if missing:
+        return R("fail", f"environment snapshot lacks: {', '.join(missing)}", *paths)
+    facts = sorted({k for f in ev.env for k in f.facts})
+    return R("pass", f"recorded: {', '.join(facts)}", *paths)

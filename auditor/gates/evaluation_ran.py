@@ -1,0 +1,46 @@
+"""evaluation_ran: predictions exist, each line a JSON object with a non-empty prediction, count matches."""
+
+from __future__ import annotations
+
+from auditor.evidence.run import RunEvidence
+from auditor.gates.base import GateContext, Results, gate, ref, where
+from auditor.models import EvidenceRef, GateResult
+
+R = Results("evaluation_ran")
+
+
+def expected_count(ev: RunEvidence) -> tuple[int, EvidenceRef] | None:
+    """Planned or claimed number of evaluation examples, with where it is declared."""
+    if ev.plan.eval_examples is not None:
+        return ev.plan.eval_examples, ref(ev.plan.source.get("eval_examples", "plan"))
+    for summary in ev.summaries:
+        for claim in summary.figures:
+            if claim.key == "eval_examples" and claim.value is not None:
+                return int(claim.value), ref(claim.path, claim.line)
+    return None
+
+
+@gate("evaluation_ran", "predictions exist, every line is a JSON object with a non-empty prediction, count "
+      "matches plan/claims")
+def check(ev: RunEvidence, ctx: GateContext) -> GateResult:
+    """Stream predictions.jsonl and compare its count with the plan or claims."""
+    preds = ev.predictions
+    expected = expected_count(ev)
+    claimed = any("evaluation_ran" in s.gate_claims for s in ev.summaries)
+    if preds is None:
+        if expected is None and not claimed:
+            return R("skip", "no evaluation planned or claimed, and no predictions.jsonl")
+        where_from = where(expected[1].path, expected[1].line) if expected else "a summary's gate table"
+        return R("fail", f"evaluation planned or claimed ({where_from}) but predictions.jsonl is missing",
+                 *( [expected[1]] if expected else []))
+    if preds.count == 0:
+        return R("fail", "predictions.jsonl is empty", ref(preds.path))
+    if preds.problem_count:
+        line, why = preds.problems[0]
+        return R("fail", f"{preds.problem_count} of {preds.count} predictions are unusable; first at "
+                 f"{where(preds.path, line)}: {why}", ref(preds.path, line))
+    if expected is not None and preds.count != expected[0]:
+        return R("fail", f"{preds.count} predictions, but {expected[0]} expected "
+                 f"({where(expected[1].path, expected[1].line)})", ref(preds.path), expected[1])
+    matched = f", as expected ({where(expected[1].path, expected[1].line)})" if expected else ""
+    return R("pass", f"{preds.count} predictions, each with a non-empty text{matched}", ref(preds.path))

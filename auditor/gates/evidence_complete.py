@@ -1,0 +1,75 @@
+"""evidence_complete: files exist, are non-empty, are not templates; digests match; paths stay inside."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from auditor.evidence.digests import sha256_files
+from auditor.evidence.run import RunEvidence
+from auditor.gates.base import GateContext, Results, gate, ref, where
+from auditor.models import EvidenceRef, GateResult
+
+R = Results("evidence_complete")
+@gate("evidence_complete", "expected files exist, are non-empty, are not templates/placeholders, digests "
+      "(manifest or SHA256SUMS) match, every path stays inside the folder, metrics lines parse")
+def check(ev: RunEvidence, ctx: GateContext) -> GateResult:
+    """Collect every completeness problem; fail on the first kind found, listing the rest by count."""
+    problems: list[tuple[str, EvidenceRef]] = []
+    for link in ev.symlinks:
+        if link.escapes:
+            problems.append((f"{link.path} is a symlink leading outside the folder ({link.target})", ref(link.path)))
+    if not any(f in ev.files for f in ("training_log.txt",)) and not ev.log_files:
+        problems.append(("no training log (training_log.txt)", ref("training_log.txt")))
+    for rel in ev.files:
+        if ev.path(rel).stat().st_size == 0:
+            problems.append((f"{rel} is empty", ref(rel)))
+    for rel, (why, line) in ev.templates.items():
+        problems.append((f"{where(rel, line)} is a template: {why}", ref(rel, line)))
+    for series in ev.metrics_sources:
+        if series.bad_count:
+            line, why = series.bad_lines[0]
+            problems.append((f"{series.bad_count} unparseable metrics line(s); first {where(series.path, line)}: "
+                             f"{why}", ref(series.path, line)))
+    for rel, problem, line in ev.config_problems:
+        problems.append((f"{where(rel, line)} {problem}", ref(rel, line)))
+    digest_checks, digest_note = _digests(ev, ctx, problems)
+    if problems:
+        first, pointer = problems[0]
+        more = f" (+{len(problems) - 1} more problem(s))" if len(problems) > 1 else ""
+        return R("fail", first + more, *[p for _, p in problems[:10]])
+    return R("pass", f"{len(ev.files)} files present and non-empty, no templates, {digest_checks} {digest_note}")
+
+
+def _digests(ev: RunEvidence, ctx: GateContext, problems: list[tuple[str, EvidenceRef]]) -> tuple[str, str]:
+    expected: dict[str, tuple[str, EvidenceRef]] = {}
+    sums = ev.sha256sums
+    if sums is not None:
+        entries, bad = sums
+        for line in bad[:3]:
+            problems.append((f"SHA256SUMS:{line} is not in `sha256sum` format", ref("SHA256SUMS", line)))
+        for entry in entries:
+            expected[entry.path] = (entry.digest, ref("SHA256SUMS", entry.line))
+    manifest = ev.run_manifest
+    if manifest is not None:
+        for artifact in manifest.artifacts:
+            expected.setdefault(artifact.path, (artifact.sha256, ref("run_manifest.json", note=artifact.path)))
+    if not expected:
+        return "no digest list", "(add SHA256SUMS or record the run with `audit run`)"
+    to_hash: dict[str, Path] = {}
+    for rel, (_, pointer) in expected.items():
+        path = ev.contained(rel)
+        if path is None:
+            problems.append((f"{where(pointer.path, pointer.line)} names {rel!r}, a path outside the folder", pointer))
+        elif not path.is_file():
+            problems.append((f"{where(pointer.path, pointer.line)} lists {rel}, which is missing", pointer))
+        else:
+            to_hash[rel] = path
+    if ctx.options.quick:
+        return f"{len(expected)} listed file(s) present;", "digests not checked (--quick)"
+    actual = sha256_files(to_hash.values())
+    for rel, path in to_hash.items():
+        digest, pointer = expected[rel]
+        if actual.get(path) != digest:
+            problems.append((f"{rel} does not match its sha256 in {where(pointer.path, pointer.line)}: the file "
+                             "changed after it was recorded", ref(rel)))
+    return f"{len(to_hash)} digest(s)", "match"

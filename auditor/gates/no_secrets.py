@@ -1,0 +1,29 @@
+"""no_secrets: no credentials in any evidence file."""
+
+from __future__ import annotations
+
+from auditor.evidence.run import RunEvidence
+from auditor.evidence.secrets import scan_lines
+from auditor.gates.base import GateContext, Results, gate, ref
+from auditor.models import GateResult
+
+R = Results("no_secrets")
+
+
+@gate("no_secrets", "no credentials in any evidence file (tokens, keys, private key blocks)")
+def check(ev: RunEvidence, ctx: GateContext) -> GateResult:
+    """Scan every text file of the folder for credential patterns."""
+    findings = []
+    scanned = 0
+    for rel in ev.text_files():
+        doc = ev.text(rel)
+        if doc is None:
+            continue
+        scanned += 1
+        findings.extend(scan_lines(doc.lines, rel))
+    if findings:
+        first = findings[0]
+        more = f" (+{len(findings) - 1} more)" if len(findings) > 1 else ""
+        return R("fail", f"{first.kind} at {first.path}:{first.line} ({first.masked}){more}: revoke it and remove it "
+                 "from the evidence (and the git history)", *[ref(f.path, f.line, f.kind) for f in findings[:10]])
+    return R("pass", f"no credentials in {scanned} text file(s)")

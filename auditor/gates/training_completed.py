@@ -1,0 +1,91 @@
+"""training_completed: the planned end was reached."""
+
+from __future__ import annotations
+
+import math
+from datetime import datetime, timezone
+
+from auditor.evidence.run import RunEvidence
+from auditor.gates.base import GateContext, Results, gate, ref, where
+from auditor.models import EvidenceRef, GateResult
+
+R = Results("training_completed")
+ABANDONED_AFTER_S = 600
+
+
+def _age_seconds(stamp: str | None) -> float | None:
+    if not stamp:
+        return None
+    try:
+        when = datetime.fromisoformat(stamp.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=timezone.utc)
+    return (datetime.now(timezone.utc) - when).total_seconds()
+
+
+@gate("training_completed",
+      "the planned end was reached: planned steps in metrics, exit 0 where recorded, final record present")
+def check(ev: RunEvidence, ctx: GateContext) -> GateResult:
+    """Compare the furthest step/epoch in the evidence with the plan; respect a recorded outcome."""
+    manifest = ev.run_manifest
+    if manifest is not None:
+        out = manifest.outcome
+        if out.status == "running":
+            age = _age_seconds(out.heartbeat_at or out.started_at)
+            if age is None or age > ABANDONED_AFTER_S:
+                return R("fail", "run_manifest.json still says status 'running' with no heartbeat for "
+                         f"{'an unknown time' if age is None else f'{age:.0f}s'}: the wrapper died, run abandoned",
+                         ref("run_manifest.json"))
+            return R("fail", "run is still running (heartbeat recent); verify after it ends", ref("run_manifest.json"))
+        if out.status != "succeeded" or (out.exit_code not in (0, None)):
+            detail = f"exit code {out.exit_code}" if out.exit_code is not None else "no exit code"
+            signal = f", signal {out.signal}" if out.signal else ""
+            return R("fail", f"run ended '{out.status}' ({detail}{signal}) per run_manifest.json",
+                     ref("run_manifest.json"))
+    plan = ev.plan
+    reached = ev.evidence_max_step
+    series = ev.metrics
+    evidence: list[EvidenceRef] = []
+    if series is not None:
+        evidence.append(ref(series.path))
+    final = ev.final_record
+    planned_steps = plan.max_steps
+    if planned_steps is not None:
+        source = plan.source.get("max_steps", "plan")
+        if reached is None:
+            return R("fail", f"planned {planned_steps} steps ({source}) but no training step was recorded "
+                     "(no metrics, no trainer_state, no progress in the log)", ref(source))
+        if reached < planned_steps:
+            return R("fail", f"planned {planned_steps} steps ({source}), evidence reaches step {reached}: "
+                     "training stopped early", ref(source), *evidence)
+        return R("pass", f"reached step {reached} of {planned_steps} planned", ref(source), *evidence)
+    if plan.num_epochs is not None:
+        source = plan.source.get("num_epochs", "plan")
+        epochs = [e for s in ev.metrics_sources for e in s.epochs if not math.isnan(e)]
+        epochs += [f.values["epoch"] for f in ev.final_records if "epoch" in f.values]
+        last = max(epochs, default=None)
+        if last is None:
+            return R("fail", f"planned {plan.num_epochs:g} epochs ({source}) but no epoch was recorded", ref(source))
+        if last + 0.01 < plan.num_epochs:
+            return R("fail", f"planned {plan.num_epochs:g} epochs ({source}), evidence reaches epoch {last:g}",
+                     ref(source), *evidence)
+        return R("pass", f"reached epoch {last:g} of {plan.num_epochs:g} planned", ref(source), *evidence)
+    progress = ev.progress
+    if progress is not None and final is not None:
+        log = ev.training_log.path if ev.training_log else "training_log.txt"
+        if progress.done < progress.total:
+            return R("fail", f"progress bar stops at {progress.done}/{progress.total} "
+                     f"({where(log, progress.line)})", ref(log, progress.line))
+        return R("pass", f"no plan recorded; progress reached {progress.done}/{progress.total} and the final "
+                 f"trainer record is present ({where(final.path, final.line)})",
+                 ref(log, progress.line), ref(final.path, final.line))
+    if final is not None:
+        return R("warn", "no planned step count recorded (config, manifest or trainer_state); the final trainer "
+                 f"record is present at {where(final.path, final.line)}, but completion cannot be proven "
+                 "against a plan", ref(final.path, final.line))
+    if series is not None and series.count:
+        return R("fail", f"{series.count} loss records but no final trainer record and no plan: cannot show "
+                 "that training reached its end", ref(series.path))
+    return R("fail", "no training record at all: no metrics, no trainer_state.json, no progress in a log")

@@ -1,0 +1,23 @@
+"""pydantic models: the published shapes of manifests, metrics records, plans, claims and reports."""
+
+from auditor.models.claims import Claim, LossRow
+from auditor.models.manifest import Artifact, GitInfo, Outcome, RunManifest
+from auditor.models.metrics import MetricsRecord
+from auditor.models.plan import Plan
+from auditor.models.report import EvidenceRef, GateResult, RunReport, ToolInfo, VerifyReport
+
+__all__ = [
+    "Artifact",
+    "Claim",
+    "EvidenceRef",
+    "GateResult",
+    "GitInfo",
+    "LossRow",
+    "MetricsRecord",
+    "Outcome",
+    "Plan",
+    "RunManifest",
+    "RunReport",
+    "ToolInfo",
+    "VerifyReport",
+]

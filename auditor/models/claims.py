@@ -1,0 +1,36 @@
+"""Figures that a summary or manifest claims, to be checked against the evidence."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict
+
+
+class Claim(BaseModel):
+    """One claimed figure: `| Total Steps | 138 (1 epoch) |` becomes key=total_steps, value=138."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    key: str
+    label: str
+    text: str
+    value: float | None = None
+    decimals: int = 0
+    approximate: bool = False
+    unit: str | None = None
+    path: str
+    line: int
+
+
+class LossRow(BaseModel):
+    """A row of a claimed loss curve: step (or epoch) and loss, as displayed."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    step: int | None = None
+    epoch: float | None = None
+    epoch_decimals: int = 0
+    loss: float
+    loss_decimals: int
+    final: bool = False
+    path: str
+    line: int

@@ -1,0 +1,12 @@
+"""JSON report: the public shape {"schema_version": 1, "tool": {...}, "runs": [...]}, keys sorted."""
+
+from __future__ import annotations
+
+import json
+
+from auditor.models import VerifyReport
+
+
+def render(report: VerifyReport, color: bool = False) -> str:
+    """Deterministic JSON (sorted keys)."""
+    return json.dumps(report.model_dump(mode="json"), indent=2, sort_keys=True, ensure_ascii=False) + "\n"

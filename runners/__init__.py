@@ -1,0 +1,1 @@
+"""Runner adapters (pytorch, transformers, jax, command): build the command, preflight, post-collect."""
