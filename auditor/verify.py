@@ -11,6 +11,7 @@ from auditor.errors import AuditInputError
 from auditor.evidence.run import RunEvidence, is_run_folder
 from auditor.gates import REGISTRY, GateContext, GateOptions
 from auditor.models import GateResult, RunReport, ToolInfo, VerifyReport
+from auditor.models.report import Verdict
 
 EXIT_OK, EXIT_FAIL, EXIT_CANNOT_AUDIT = 0, 1, 2
 
@@ -54,7 +55,7 @@ def check_run_dir(path: Path) -> None:
         )
 
 
-def verdict_of(results: list[GateResult], strict: bool) -> str:
+def verdict_of(results: list[GateResult], strict: bool) -> Verdict:
     """fail if any gate fails (or, with strict, warns); warn if any warns; else pass."""
     statuses = {r.status for r in results}
     if "fail" in statuses or (strict and "warn" in statuses):
@@ -75,7 +76,7 @@ def audit_run_dir(path: Path, gate_ids: list[str], options: GateOptions, strict:
         result = REGISTRY[gate_id].run(evidence, context)
         context.results[gate_id] = result
     results = [context.results[g] for g in gate_ids]
-    return RunReport(run_dir=str(path), verdict=verdict_of(results, strict), gates=results)  # type: ignore[arg-type]
+    return RunReport(run_dir=str(path), verdict=verdict_of(results, strict), gates=results)
 
 
 def execute(options: VerifyOptions) -> VerifyReport:

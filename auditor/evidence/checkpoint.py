@@ -121,8 +121,8 @@ def inspect_checkpoint(root: Path, directory: Path) -> Checkpoint:
     if ckpt.index and not ckpt.index.problem and not ckpt.missing_shards:
         by_file = {Path(f.path).name: f for f in ckpt.files}
         for tensor, shard in ckpt.index.weight_map.items():
-            info = by_file.get(Path(shard).name)
-            if info is not None and not info.problems and tensor not in info.tensors:
+            holder = by_file.get(Path(shard).name)
+            if holder is not None and not holder.problems and tensor not in holder.tensors:
                 ckpt.problems.append(f"{ckpt.index.path}: tensor {tensor!r} is not in {shard}")
                 break
     if not ckpt.files and not ckpt.missing_shards:

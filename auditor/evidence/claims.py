@@ -80,28 +80,33 @@ def _cells(line: str) -> list[str]:
     return [_clean(c) for c in body.split("|")]
 
 
+RATE_KEYS = ("samples_per_second", "tokens_per_second", "steps_per_second")
+TIME_SCALE = {"min": 60.0, "mins": 60.0, "minutes": 60.0, "m": 60.0, "h": 3600.0, "hours": 3600.0}
+
+
+def _rate_key(unit: str, default: str) -> str:
+    if unit.startswith("tok"):
+        return "tokens_per_second"
+    if unit.startswith("step"):
+        return "steps_per_second"
+    return default
+
+
 def _figure(key: str, label: str, text: str, path: str, line: int) -> list[Claim]:
+    """Claims from one value cell; a rate cell may hold several ('7.51 samples/sec, 1.88 steps/sec')."""
     out: list[Claim] = []
     for match in _NUM_UNIT.finditer(text):
         number, unit = match.group(1), (match.group(2) or "").lower()
-        approximate = text[max(0, match.start() - 2): match.start()].strip().endswith(("~", "≈"))
-        claim_key = key
         value = _number(number)
-        if key in ("samples_per_second", "tokens_per_second", "steps_per_second") or "/s" in unit:
-            if unit.startswith(("tok",)):
-                claim_key = "tokens_per_second"
-            elif unit.startswith("step"):
-                claim_key = "steps_per_second"
-            elif unit.startswith(("sample", "it")) or key == "samples_per_second":
-                claim_key = key if key != "tokens_per_second" else key
-        if key == "runtime_seconds":
-            scale = {"min": 60.0, "mins": 60.0, "minutes": 60.0, "m": 60.0, "h": 3600.0, "hours": 3600.0}
-            value *= scale.get(unit, 1.0)
-        if key == "total_tflos" and unit.lower().startswith("t") is False and unit:
-            continue
+        claim_key = key
+        if key in RATE_KEYS:
+            claim_key = _rate_key(unit, key)
+        elif key == "runtime_seconds":
+            value *= TIME_SCALE.get(unit, 1.0)
+        approximate = text[: match.start()].rstrip().endswith(("~", "≈"))
         out.append(Claim(key=claim_key, label=label, text=text, value=value, decimals=decimals_of(number),
                          approximate=approximate, unit=unit or None, path=path, line=line))
-        if key not in ("samples_per_second",):
+        if key not in RATE_KEYS:
             break
     return out
 
@@ -162,9 +167,9 @@ def _row(claims: SummaryClaims, header: list[str], cells: list[str], path: str, 
         if len(cells) >= 3:
             arrow = _ARROW.search(cells[2])
             if arrow and gate == "loss_decreased":
-                for key, text in (("first_loss", arrow.group(1)), ("final_loss", arrow.group(2))):
-                    claims.figures.append(Claim(key=key, label=f"{label} ({key})", text=cells[2],
-                                                value=_number(text), decimals=decimals_of(text),
+                for end, shown in (("first_loss", arrow.group(1)), ("final_loss", arrow.group(2))):
+                    claims.figures.append(Claim(key=end, label=f"{label} ({end})", text=cells[2],
+                                                value=_number(shown), decimals=decimals_of(shown),
                                                 path=path, line=line))
             else:
                 claims.figures.extend(_note_claims(cells[2], label, path, line))
@@ -181,7 +186,7 @@ def _row(claims: SummaryClaims, header: list[str], cells: list[str], path: str, 
 def _loss_row(claims: SummaryClaims, header: list[str], cells: list[str], path: str, line: int) -> None:
     if len(cells) != len(header):
         return
-    row = dict(zip(header, cells))
+    row = dict(zip(header, cells, strict=True))
     loss_match = re.search(_NUMBER, row.get("loss", ""))
     if loss_match is None:
         return

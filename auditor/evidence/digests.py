@@ -22,7 +22,7 @@ def sha256_file(path: Path) -> str:
     view = memoryview(buffer)
     with path.open("rb", buffering=0) as handle:
         while True:
-            n = handle.readinto(buffer)  # type: ignore[attr-defined]
+            n = handle.readinto(buffer)
             if not n:
                 break
             digest.update(view[:n])
@@ -48,7 +48,7 @@ def sha256_files(paths: Iterable[Path], workers: int | None = None) -> dict[Path
 
     ordered = sorted(unique, key=size, reverse=True)
     with ThreadPoolExecutor(max_workers=workers or os.cpu_count() or 1) as pool:
-        return dict(zip(ordered, pool.map(one, ordered)))
+        return dict(zip(ordered, pool.map(one, ordered), strict=True))
 
 
 @dataclass(frozen=True)

@@ -53,10 +53,10 @@ def plan_fields(data: Any, source: str) -> tuple[dict[str, Any], dict[str, str]]
                 continue
             if field_name == "eval_examples" and section not in ("eval", "evaluation"):
                 continue
-            for name in names:
-                if name not in mapping:
+            for key in names:
+                if key not in mapping:
                     continue
-                value = mapping[name]
+                value = mapping[key]
                 parsed: Any
                 if field_name in INT_FIELDS:
                     parsed = as_int(value)
@@ -71,7 +71,7 @@ def plan_fields(data: Any, source: str) -> tuple[dict[str, Any], dict[str, str]]
                     sources[field_name] = source
                     break
     model = data.get("model")
-    name = None
+    name: Any = None
     if isinstance(model, dict):
         name = model.get("name") or model.get("model_id") or model.get("name_or_path")
         arch = {k: model[k] for k in ARCH_KEYS if k in model and isinstance(model[k], (int, float, str, bool))}

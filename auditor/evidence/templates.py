@@ -9,7 +9,8 @@ from typing import Any
 from auditor.evidence.text import TextDoc
 
 TEMPLATE_MARKERS = re.compile(
-    r"PASTE (?:ACTUAL |YOUR |THE )?(?:OUTPUT|LOGS?|RESULTS?)|\bX\.X{2,}\b|\{\{\s*\w+\s*\}\}|<\s*(?:insert|fill|TODO)[^>]*>|"
+    r"PASTE (?:ACTUAL |YOUR |THE )?(?:OUTPUT|LOGS?|RESULTS?)|\bX\.X{2,}\b|\{\{\s*\w+\s*\}\}|"
+    r"<\s*(?:insert|fill|TODO)[^>]*>|"
     r"\bLorem ipsum\b|\bTBD\b|\bFILL[ _]?(?:IN|ME)\b|awaiting real (?:run )?data|REPLACE[_ ]ME|"
     r"This file should contain",
     re.I,

@@ -51,7 +51,8 @@ class _Audit:
             source = "the furthest step recorded"
         elif claim.key in FINAL_FIELDS and FINAL_FIELDS[claim.key] in final:
             actual = final[FINAL_FIELDS[claim.key]]
-            source = f"{FINAL_FIELDS[claim.key]} in {where(self.final.path, self.final.line) if self.final else ''}"
+            origin = where(self.final.path, self.final.line) if self.final else ""
+            source = f"{FINAL_FIELDS[claim.key]} in {origin}"
         elif claim.key == "total_tflos" and "total_flos" in final:
             actual = final["total_flos"] / 1e12
             source = "total_flos / 1e12"
@@ -103,11 +104,12 @@ class _Audit:
             self.loss_claim(Claim(key="final_loss", label="Final", text=str(row.loss), value=row.loss,
                                   decimals=row.loss_decimals, path=row.path, line=row.line))
             return
-        candidates = []
-        for i in range(series.count):
-            if (row.step is not None and series.step_of(i) == row.step) or (row.step is None and row.epoch is not None and not math.isnan(series.epochs[i]) and matches(
-                    row.epoch, series.epochs[i], row.epoch_decimals)):
-                candidates.append(i)
+        if row.step is not None:
+            candidates = [i for i in range(series.count) if series.step_of(i) == row.step]
+        else:
+            epoch = row.epoch if row.epoch is not None else math.nan
+            candidates = [i for i in range(series.count)
+                          if not math.isnan(series.epochs[i]) and matches(epoch, series.epochs[i], row.epoch_decimals)]
         self.checked += 1
         if not candidates:
             key = f"step {row.step}" if row.step is not None else f"epoch {row.epoch:g}"
@@ -154,7 +156,7 @@ def check(ev: RunEvidence, ctx: GateContext) -> GateResult:
                                path="run_manifest.json", line=1))
     audit.cross_check_finals()
     if audit.failures:
-        first, pointer = audit.failures[0]
+        first = audit.failures[0][0]
         more = f" (+{len(audit.failures) - 1} more mismatch(es))" if len(audit.failures) > 1 else ""
         return R("fail", first + more, *[p for _, p in audit.failures[:10]])
     if audit.warnings:

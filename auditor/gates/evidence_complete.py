@@ -34,7 +34,7 @@ def check(ev: RunEvidence, ctx: GateContext) -> GateResult:
         problems.append((f"{where(rel, line)} {problem}", ref(rel, line)))
     digest_checks, digest_note = _digests(ev, ctx, problems)
     if problems:
-        first, pointer = problems[0]
+        first = problems[0][0]
         more = f" (+{len(problems) - 1} more problem(s))" if len(problems) > 1 else ""
         return R("fail", first + more, *[p for _, p in problems[:10]])
     return R("pass", f"{len(ev.files)} files present and non-empty, no templates, {digest_checks} {digest_note}")

@@ -9,6 +9,7 @@ from auditor.gates.base import GateContext, Results, gate, ref, where
 from auditor.models import EvidenceRef, GateResult
 
 R = Results("gpu_used")
+_HARDWARE_LINE = re.compile(r"\s*(?:\|\s*|[-*]\s+)?\**(Device|Hardware|GPU|Accelerator)\**\s*(?:\||:\**)", re.I)
 _ACCEL_CLAIM = re.compile(r"\b(cuda|gpu|tpu|rtx|a100|h100|h200|v100|nvidia)\b", re.I)
 
 
@@ -18,14 +19,14 @@ def _wanted(ev: RunEvidence) -> tuple[str, EvidenceRef] | None:
     if plan.device in ("cuda", "gpu", "tpu"):
         return plan.device, ref(plan.source.get("device", "plan"))
     for summary in ev.summaries:
-        for claim_gate, (status, line) in summary.gate_claims.items():
+        for claim_gate, (status, at) in summary.gate_claims.items():
             if claim_gate == "gpu_used" and re.search(r"pass|✅", status, re.I):
-                return "cuda", ref(summary.path, line)
+                return "cuda", ref(summary.path, at)
     for summary in ev.summaries:
         doc = ev.text(summary.path)
-        for number, line in enumerate(doc.lines if doc else (), start=1):
-            if re.match(r"\|\s*\**(Device|Hardware|GPU|Accelerator)\**\s*\|", line, re.I) and _ACCEL_CLAIM.search(line):
-                return ("tpu" if "tpu" in line.lower() else "cuda"), ref(summary.path, number)
+        for number, text in enumerate(doc.lines if doc else (), start=1):
+            if _HARDWARE_LINE.match(text) and _ACCEL_CLAIM.search(text):
+                return ("tpu" if "tpu" in text.lower() else "cuda"), ref(summary.path, number)
     return None
 
 

@@ -42,8 +42,8 @@ def check(ev: RunEvidence, ctx: GateContext) -> GateResult:
                 problems.append((f"{where(summary.path, line)} claims {gate_id} PASS, but the gate fails: "
                                  f"{computed.message}", ref(summary.path, line)))
         for rel, line in summary.file_mentions:
-            path = ev.contained(rel)
-            if path is None or not path.exists():
+            found = ev.contained(rel)
+            if found is None or not found.exists():
                 problems.append((f"{where(summary.path, line)} lists {rel} as an artifact, but it is not in the "
                                  "folder", ref(summary.path, line)))
         for claim in summary.figures:
@@ -51,27 +51,26 @@ def check(ev: RunEvidence, ctx: GateContext) -> GateResult:
             if claim.key == "total_steps" and claim.value and reached is not None and reached < claim.value:
                 problems.append((f"{where(claim.path, claim.line)} claims {claim.value:g} steps, evidence reaches "
                                  f"only step {reached}", ref(claim.path, claim.line)))
-    crashes = [(s.path, line, text) for s in ev.log_signals for line, text in s.crashes]
+    crashes = [(s.path, n, text) for s in ev.log_signals for n, text in s.crashes]
     manifest = ev.run_manifest
     failed_exit = manifest is not None and manifest.outcome.status in ("failed", "killed", "interrupted")
     if claims and crashes:
-        path, line, text = crashes[0]
-        claim = claims[0]
-        problems.append((f"{where(claim.path, claim.line)} claims success, but {where(path, line)} shows a failure: "
-                         f"{text!r}", ref(path, line)))
+        log_path, log_line, text = crashes[0]
+        problems.append((f"{where(claims[0].path, claims[0].line)} claims success, but {where(log_path, log_line)} "
+                         f"shows a failure: {text!r}", ref(log_path, log_line)))
     if claims and failed_exit and manifest is not None:
-        claim = next((c for c in claims if c.path != "run_manifest.json"), None)
-        if claim is not None:
-            problems.append((f"{where(claim.path, claim.line)} claims success, but the run ended "
-                             f"'{manifest.outcome.status}' (exit {manifest.outcome.exit_code})", claim))
+        other = next((c for c in claims if c.path != "run_manifest.json"), None)
+        if other is not None:
+            problems.append((f"{where(other.path, other.line)} claims success, but the run ended "
+                             f"'{manifest.outcome.status}' (exit {manifest.outcome.exit_code})", other))
     if problems:
-        first, pointer = problems[0]
+        first = problems[0][0]
         more = f" (+{len(problems) - 1} more)" if len(problems) > 1 else ""
         return R("fail", first + more, *[p for _, p in problems[:10]])
     if crashes:
-        path, line, text = crashes[0]
-        return R("warn", f"{where(path, line)} shows a failure signature ({text!r}), though nothing claims success",
-                 ref(path, line))
+        log_path, log_line, text = crashes[0]
+        return R("warn", f"{where(log_path, log_line)} shows a failure signature ({text!r}), though nothing claims "
+                 "success", ref(log_path, log_line))
     if not claims:
         return R("pass", "no success claims to contradict")
     return R("pass", f"{len(claims)} success claim(s), none contradicted by the logs, exit status, step counts "

@@ -21,4 +21,5 @@ RENDERERS: dict[str, str] = {
 def render(name: str, report: VerifyReport, color: bool = False) -> str:
     """Render `report` in the format `name`."""
     module = importlib.import_module(RENDERERS[name])
-    return module.render(report, color=color)  # type: ignore[no-any-return]
+    text: str = module.render(report, color=color)
+    return text
