@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 
+from auditor.evidence.claims import decimals_of
 from auditor.evidence.metrics import FinalRecord
 from auditor.evidence.run import RunEvidence
 from auditor.gates.base import GateContext, Results, gate, ref, where
@@ -132,7 +133,8 @@ class _Audit:
                 if a is None or b is None:
                     continue
                 self.checked += 1
-                if not math.isclose(a, b, rel_tol=1e-6, abs_tol=1e-9):
+                shown = min(decimals_of(repr(a)), decimals_of(repr(b)))  # printed logs round their figures
+                if not matches(a, b, shown):
                     self.failures.append((
                         f"{key} is {a:g} in {where(first.path, first.line)} but {b:g} in "
                         f"{where(other.path, other.line)}: the files come from different runs",
