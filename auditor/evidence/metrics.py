@@ -228,8 +228,8 @@ def iter_log_dicts(lines: Iterable[str]) -> Iterator[tuple[int, dict[str, Any]]]
 
 
 def read_log_dicts(lines: tuple[str, ...], name: str, total_steps: int | None) -> MetricsSeries:
-    """Loss points from printed dicts. HF prints no step: steps are inferred from the logging interval
-    (the one interval k with floor(total/k) == number of dicts that best fits the printed epochs)."""
+    """Loss points from printed dicts. HF prints no step: for a run that finished, steps are inferred from the
+    logging interval (the interval k with floor(total/k) == number of dicts that best fits the printed epochs)."""
     series = MetricsSeries(path=name, kind="log")
     for number, record in iter_log_dicts(lines):
         series.add(record, number)
@@ -240,7 +240,9 @@ def read_log_dicts(lines: tuple[str, ...], name: str, total_steps: int | None) -
 
 def _infer_steps(series: MetricsSeries, total_steps: int | None) -> None:
     n = series.count
-    if total_steps is None:
+    # Counting dicts into a planned total only holds for a run that ended normally (final record printed);
+    # a killed run printed fewer dicts and its steps stay unknown.
+    if total_steps is None or series.final is None:
         return
     final_epoch = series.final.values.get("epoch") if series.final else None
     per_epoch = total_steps / final_epoch if final_epoch else None
