@@ -22,7 +22,7 @@ EXPECTED = {
         "training_completed": "pass",    # 550/550 with the trainer's final record (UTF-16 log)
         "loss_decreased": "pass",
         "checkpoint_saved": "fail",      # saved to C:\\coding\\..., outside the folder
-        "claims_consistent": "fail",     # eval_summary.json's runtime (254.22) is from another run than the log (256.48)
+        "claims_consistent": "fail",     # eval_summary.json (runtime 254.22) and the log (256.48): two runs
         "environment_captured": "fail",
         "gpu_used": "skip",              # a CPU run
     },

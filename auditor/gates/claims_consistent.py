@@ -73,7 +73,9 @@ class _Audit:
         if actual is None:
             return
         self.checked += 1
-        if not matches(claim.value, actual, claim.decimals, claim.approximate):
+        # A printed log rounds its figures: compare at the coarser of the two displayed precisions.
+        shown = min(claim.decimals, decimals_of(repr(actual)))
+        if not matches(claim.value, actual, shown, claim.approximate):
             self._fail(at, f"'{claim.label}' claims {claim.text!r}, evidence says {actual:g} ({source})", pointer)
 
     def loss_claim(self, claim: Claim) -> None:
