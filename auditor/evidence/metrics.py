@@ -97,31 +97,40 @@ class MetricsSeries:
             self.bad_lines.append((line, reason))
 
     def add(self, record: dict[str, Any], line: int) -> None:
-        """Take one parsed record (already flattened)."""
+        """Take one parsed record (already flattened). Kept lean: it runs once per metrics line."""
         self.records += 1
-        step = as_int(record.get("step", record.get("global_step")))
+        step = record.get("step")
+        if type(step) is not int:
+            step = as_int(record.get("global_step") if step is None else step)
         if step is not None and (self.max_step is None or step > self.max_step):
             self.max_step = step
-        if any(key in record for key in FINAL_KEYS[:3]):
+        if "train_runtime" in record or "train_samples_per_second" in record or "train_steps_per_second" in record:
             values = {k: v for k, v in ((k, as_float(record.get(k))) for k in record) if v is not None}
             self.final = FinalRecord(values=values, path=self.path, line=line if line > 0 else None, step=step)
             return
-        grad = as_float(record.get("grad_norm"))
-        if grad is not None and not math.isfinite(grad):
-            self.grad_nonfinite_count += 1
-            if len(self.grad_nonfinite) < MAX_KEPT:
-                self.grad_nonfinite.append((line, grad))
+        grad = record.get("grad_norm")
+        if grad is not None:
+            if type(grad) is not float:
+                grad = as_float(grad)
+            if grad is not None and not math.isfinite(grad):
+                self.grad_nonfinite_count += 1
+                if len(self.grad_nonfinite) < MAX_KEPT:
+                    self.grad_nonfinite.append((line, grad))
         if "loss" not in record:
             return
-        loss = as_float(record["loss"])
-        if loss is None:
-            self._bad(line, f"loss is not a number: {str(record['loss'])[:40]!r}")
-            return
+        loss = record["loss"]
+        if type(loss) is not float:
+            loss = as_float(loss)
+            if loss is None:
+                self._bad(line, f"loss is not a number: {str(record['loss'])[:40]!r}")
+                return
         if not math.isfinite(loss):
             self.nonfinite_count += 1
             if len(self.nonfinite) < MAX_KEPT:
                 self.nonfinite.append((line, -1 if step is None else step, loss))
-        epoch = as_float(record.get("epoch"))
+        epoch = record.get("epoch")
+        if type(epoch) is not float:
+            epoch = as_float(epoch)
         self.steps.append(-1 if step is None else step)
         self.losses.append(loss)
         self.epochs.append(math.nan if epoch is None else epoch)
@@ -138,10 +147,41 @@ def flatten(record: dict[str, Any]) -> dict[str, Any]:
     return record
 
 
+CHUNK_LINES = 20_000
+
+
+def _parse_chunk(series: MetricsSeries, chunk: list[tuple[int, bytes | None]]) -> None:
+    """Parse a chunk of lines with one json.loads call; only a chunk holding a bad line is parsed line by line
+    (to name that line). Entries with no bytes were rejected up front; they are reported in line order."""
+    good = [raw for _, raw in chunk if raw is not None]
+    records: list[Any] | None
+    try:
+        records = json.loads(b"[" + b",".join(good) + b"]")
+    except (ValueError, UnicodeDecodeError, RecursionError):
+        records = None
+    parsed = iter(records) if records is not None and len(records) == len(good) else None
+    for number, raw in chunk:
+        if raw is None:
+            series._bad(number, "not a JSON object")
+            continue
+        if parsed is not None:
+            record = next(parsed)
+        else:
+            try:
+                record = json.loads(raw)
+            except (ValueError, UnicodeDecodeError, RecursionError):
+                series._bad(number, "not valid JSON")
+                continue
+        if type(record) is not dict:
+            series._bad(number, "not a JSON object")
+        else:
+            series.add(flatten(record) if "metrics" in record else record, number)
+
+
 def read_jsonl(path: Path, name: str) -> MetricsSeries:
-    """Stream a metrics.jsonl file; unparseable lines are counted with their line numbers."""
+    """Stream a metrics.jsonl file in chunks (memory bounded by the chunk); bad lines are counted by number."""
     series = MetricsSeries(path=name, kind="metrics.jsonl")
-    loads = json.loads
+    chunk: list[tuple[int, bytes | None]] = []
     with path.open("rb") as handle:
         for number, raw in enumerate(handle, start=1):
             if number == 1 and raw.startswith(b"\xef\xbb\xbf"):
@@ -149,15 +189,12 @@ def read_jsonl(path: Path, name: str) -> MetricsSeries:
             stripped = raw.strip()
             if not stripped:
                 continue
-            try:
-                record = loads(stripped)
-            except (ValueError, UnicodeDecodeError, RecursionError):
-                series._bad(number, "not valid JSON")
-                continue
-            if not isinstance(record, dict):
-                series._bad(number, "not a JSON object")
-                continue
-            series.add(flatten(record), number)
+            chunk.append((number, stripped if stripped[:1] == b"{" and b"\x00" not in stripped else None))
+            if len(chunk) >= CHUNK_LINES:
+                _parse_chunk(series, chunk)
+                chunk = []
+    if chunk:
+        _parse_chunk(series, chunk)
     return series
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from auditor.evidence.run import RunEvidence
-from auditor.evidence.secrets import scan_lines
+from auditor.evidence.secrets import candidate_lines, scan_lines, scan_numbered
 from auditor.gates.base import GateContext, Results, gate, ref
 from auditor.models import GateResult
 
@@ -16,11 +16,18 @@ def check(ev: RunEvidence, ctx: GateContext) -> GateResult:
     findings = []
     scanned = 0
     for rel in ev.text_files():
-        doc = ev.text(rel)
-        if doc is None:
+        try:
+            data = ev.path(rel).read_bytes()
+        except OSError:
             continue
         scanned += 1
-        findings.extend(scan_lines(doc.lines, rel))
+        candidates = candidate_lines(data)
+        if candidates is not None:
+            findings.extend(scan_numbered(candidates, rel))
+            continue
+        doc = ev.text(rel)
+        if doc is not None:
+            findings.extend(scan_lines(doc.lines, rel))
     if findings:
         first = findings[0]
         more = f" (+{len(findings) - 1} more)" if len(findings) > 1 else ""

@@ -1,0 +1,125 @@
+"""Benchmarks for `audit verify`, each against a baseline measured in the same script (machines are noisy).
+
+    python bench/bench_verify.py [--gib 2] [--work /tmp/auditor-bench]
+
+1. full verify of a folder with >= 2 GiB of safetensors shards vs `openssl dgst -sha256` run on every core
+   in parallel over the same files (the hashing limit of the machine); ratio must be <= 1.25
+2. `verify --quick` on that folder (no digests, no tensor data): < 0.5 s
+3. a 1,000,000-line metrics.jsonl verified: < 2 s
+4. `audit --help` startup: < 0.3 s, against `python -c pass`
+Best of N wall times; page cache warmed first so both sides read from memory.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import shutil
+import struct
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+SHARD_MIB = 256
+
+
+def write_shard(path: Path, mib: int) -> str:
+    """A valid safetensors file of `mib` MiB (one U8 tensor) filled with pseudo-random bytes."""
+    payload = mib * 1024 * 1024
+    header = json.dumps({"w": {"dtype": "U8", "shape": [payload], "data_offsets": [0, payload]}}).encode()
+    header += b" " * (-len(header) % 8)
+    block = hashlib.sha256(path.name.encode()).digest() * (1 << 15)  # 1 MiB
+    digest = hashlib.sha256()
+    with path.open("wb") as f:
+        head = struct.pack("<Q", len(header)) + header
+        f.write(head)
+        digest.update(head)
+        for _ in range(mib):
+            f.write(block)
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def build_weights_folder(root: Path, gib: float) -> list[Path]:
+    final = root / "training_output" / "final_model"
+    final.mkdir(parents=True)
+    n = max(2, int(gib * 1024 // SHARD_MIB))
+    names = [f"model-{i + 1:05d}-of-{n:05d}.safetensors" for i in range(n)]
+    sums = []
+    for name in names:
+        sums.append(f"{write_shard(final / name, SHARD_MIB)}  training_output/final_model/{name}\n")
+    (final / "model.safetensors.index.json").write_text(json.dumps({"metadata": {}, "weight_map": {
+        f"t{i}": name for i, name in enumerate(names)}}))
+    (final / "config.json").write_text("{}")
+    (root / "SHA256SUMS").write_text("".join(sums))
+    (root / "training_log.txt").write_text("bench\n")
+    return [final / n for n in names]
+
+
+def best(cmd: list[str], repeat: int, cwd: Path | None = None) -> float:
+    times = []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        subprocess.run(cmd, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=False)
+        times.append(time.perf_counter() - start)
+    return min(times)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--gib", type=float, default=2.0)
+    parser.add_argument("--work", type=Path, default=Path("/tmp/auditor-bench"))
+    parser.add_argument("--repeat", type=int, default=3)
+    args = parser.parse_args()
+    shutil.rmtree(args.work, ignore_errors=True)
+    audit = [sys.executable, "-m", "auditor"]
+    cores = os.cpu_count() or 1
+    rows = []
+
+    weights = args.work / "weights_v1"
+    files = build_weights_folder(weights, args.gib)
+    total = sum(f.stat().st_size for f in files)
+    best(["cat", *map(str, files)], 1)  # warm the page cache
+    groups = [files[i::cores] for i in range(cores)]
+    openssl = ["bash", "-c", " & ".join(f"openssl dgst -sha256 {' '.join(map(str, g))} >/dev/null" for g in groups)
+               + " & wait"]
+    base = best(openssl, args.repeat)
+    full = best([*audit, "verify", str(weights), "--select", "evidence_complete,checkpoint_saved"], args.repeat)
+    full_all = best([*audit, "verify", str(weights)], args.repeat)
+    quick = best([*audit, "verify", str(weights), "--quick"], args.repeat)
+    rows.append(("full verify (evidence_complete + checkpoint_saved), "
+                 f"{total / 2**30:.2f} GiB in {len(files)} shards", full, base, "openssl dgst -sha256 on "
+                 f"{cores} cores", full / base, "<= 1.25"))
+    rows.append(("full verify, all 14 gates, same folder", full_all, base, "same", full_all / base, "<= 1.25"))
+    rows.append(("verify --quick, same folder", quick, None, "", None, "< 0.5 s"))
+
+    metrics_run = args.work / "metrics_v1"
+    (metrics_run / "training_output").mkdir(parents=True)
+    with (metrics_run / "training_output" / "metrics.jsonl").open("w") as f:
+        for step in range(1, 1_000_001):
+            f.write(f'{{"step": {step}, "loss": {3.0 - step * 2e-6:.6f}, "learning_rate": 0.0001, '
+                    f'"epoch": {step / 1e6:.6f}}}\n')
+    (metrics_run / "training_log.txt").write_text("bench\n")
+    lines = best([*audit, "verify", str(metrics_run)], args.repeat)
+    wc = best(["wc", "-l", str(metrics_run / "training_output" / "metrics.jsonl")], args.repeat)
+    rows.append(("verify, 1,000,000-line metrics.jsonl", lines, wc, "wc -l", lines / wc, "< 2 s"))
+
+    bare = best([sys.executable, "-c", "pass"], 5)
+    helptime = best([*audit, "--help"], 5)
+    rows.append(("audit --help", helptime, bare, "python -c pass", helptime / bare, "< 0.3 s"))
+
+    print(f"machine: {cores} cores, python {sys.version.split()[0]}")
+    print("| benchmark | auditor (s) | baseline (s) | baseline | ratio | budget |")
+    print("|---|---|---|---|---|---|")
+    for name, ours, baseline, what, ratio, budget in rows:
+        b = f"{baseline:.3f}" if baseline is not None else ""
+        r = f"{ratio:.2f}" if ratio is not None else ""
+        print(f"| {name} | {ours:.3f} | {b} | {what} | {r} | {budget} |")
+    shutil.rmtree(args.work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
