@@ -21,6 +21,7 @@ from auditor.evidence.metrics import (
     FinalRecord,
     MetricsSeries,
     Progress,
+    flatten,
     last_progress,
     read_jsonl,
     read_log_dicts,
@@ -319,8 +320,6 @@ class RunEvidence:
                 continue
             if isinstance(data, dict) and isinstance(data.get("metrics"), dict):
                 series = MetricsSeries(path=name, kind="json")
-                from auditor.evidence.metrics import flatten
-
                 series.add(flatten(data), 0)
                 if series.final is not None:
                     finals.append(series.final)
