@@ -14,7 +14,8 @@ from pathlib import Path
 from typing import Any
 
 MAX_KEPT = 10
-FINAL_KEYS = ("train_runtime", "train_samples_per_second", "train_steps_per_second", "train_loss")
+# Keys only the trainer's end-of-training record carries (its `train_loss` is a run average, not a curve point).
+FINAL_MARKERS = frozenset(("train_runtime", "train_samples_per_second", "train_steps_per_second"))
 _LOG_DICT = re.compile(r"\{'[A-Za-z_][A-Za-z0-9_/]*': [^{}]*\}")
 _BARE = re.compile(r"(?<![\w\"])(nan|-?inf|True|False|None)(?![\w\"])")
 _BARE_JSON = {"nan": "NaN", "inf": "Infinity", "-inf": "-Infinity", "True": "true", "False": "false",
@@ -104,7 +105,7 @@ class MetricsSeries:
             step = as_int(record.get("global_step") if step is None else step)
         if step is not None and (self.max_step is None or step > self.max_step):
             self.max_step = step
-        if "train_runtime" in record or "train_samples_per_second" in record or "train_steps_per_second" in record:
+        if not FINAL_MARKERS.isdisjoint(record):
             values = {k: v for k, v in ((k, as_float(record.get(k))) for k in record) if v is not None}
             self.final = FinalRecord(values=values, path=self.path, line=line if line > 0 else None, step=step)
             return
