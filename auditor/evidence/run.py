@@ -10,8 +10,6 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from auditor.evidence.checkpoint import Checkpoint, candidate_dirs, inspect_checkpoint, newest_trainer_state
 from auditor.evidence.claims import SummaryClaims, parse_summary
 from auditor.evidence.digests import SumsEntry, parse_sha256sums
@@ -40,7 +38,7 @@ from auditor.evidence.predictions import Predictions, read_predictions
 from auditor.evidence.templates import TEMPLATE_SCAN_LIMIT, template_problem
 from auditor.evidence.text import TextDoc, read_text
 from auditor.models import Plan, RunManifest
-from auditor.schemas import validation_errors
+from auditor.schemas import from_jsonable, to_jsonable, validation_errors
 
 _DEVICE_FLAG = re.compile(r"--device[= ]+['\"]?(cuda|gpu|tpu|cpu)\b", re.I)
 RUN_FOLDER_MARKERS = (
@@ -176,7 +174,7 @@ class RunEvidence:
         m = self.manifest
         if not self.is_auditor_manifest or self.manifest_errors or m is None:
             return None
-        return RunManifest.model_validate(m.data)
+        return from_jsonable(RunManifest, m.data)
 
     @cached_property
     def config_files(self) -> list[str]:
@@ -189,6 +187,8 @@ class RunEvidence:
         return [p for p in (self._load_yaml(f)[1] for f in self.config_files) if p is not None]
 
     def _load_yaml(self, rel: str) -> tuple[Any, tuple[str, str, int | None] | None]:
+        import yaml  # only folders with config YAMLs pay for it
+
         doc = self.text(rel)
         if doc is None:
             return None, (rel, "cannot be read", None)
@@ -205,8 +205,8 @@ class RunEvidence:
         fields: dict[str, Any] = {}
         sources: dict[str, str] = {}
         if self.run_manifest is not None:
-            declared = self.run_manifest.plan.model_dump(exclude_none=True, exclude={"source"})
-            fields.update({k: v for k, v in declared.items() if v not in ({}, None)})
+            declared = to_jsonable(self.run_manifest.plan)
+            fields.update({k: v for k, v in declared.items() if k != "source" and v not in ({}, None)})
             sources.update({k: "run_manifest.json" for k in fields})
         layers: list[tuple[Any, str]] = [(self._load_yaml(f)[0], f) for f in self.config_files]
         if self.manifest and not self.is_auditor_manifest:

@@ -1,4 +1,8 @@
-"""pydantic models: the published shapes of manifests, metrics records, plans, claims and reports."""
+"""The published shapes of manifests, metrics records, plans, claims and reports.
+
+Plain dataclasses, so that reading a run folder never imports pydantic; field constraints live in
+`field(metadata=...)`, which pydantic reads when `audit schema` generates the JSON Schemas.
+"""
 
 from auditor.models.claims import Claim, LossRow
 from auditor.models.manifest import Artifact, GitInfo, Outcome, RunManifest

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict
+from dataclasses import dataclass
+from typing import ClassVar
 
 
-class Claim(BaseModel):
+@dataclass(kw_only=True)
+class Claim:
     """One claimed figure: `| Total Steps | 138 (1 epoch) |` becomes key=total_steps, value=138."""
 
-    model_config = ConfigDict(extra="forbid")
+    __pydantic_config__: ClassVar[dict[str, str]] = {"extra": "forbid"}
 
     key: str
     label: str
@@ -21,10 +23,11 @@ class Claim(BaseModel):
     line: int
 
 
-class LossRow(BaseModel):
+@dataclass(kw_only=True)
+class LossRow:
     """A row of a claimed loss curve: step (or epoch) and loss, as displayed."""
 
-    model_config = ConfigDict(extra="forbid")
+    __pydantic_config__: ClassVar[dict[str, str]] = {"extra": "forbid"}
 
     step: int | None = None
     epoch: float | None = None

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Literal
-
-from pydantic import BaseModel, ConfigDict, Field
+from dataclasses import dataclass, field
+from typing import ClassVar, Literal
 
 from auditor.models.plan import Plan
 
@@ -12,10 +11,11 @@ SHA256_PATTERN = r"^[0-9a-f]{64}$"
 RunStatus = Literal["running", "succeeded", "failed", "killed", "interrupted"]
 
 
-class Outcome(BaseModel):
+@dataclass(kw_only=True)
+class Outcome:
     """How the run ended. `running` with a stale heartbeat means the wrapper died (abandoned)."""
 
-    model_config = ConfigDict(extra="forbid")
+    __pydantic_config__: ClassVar[dict[str, str]] = {"extra": "forbid"}
 
     status: RunStatus
     exit_code: int | None = None
@@ -23,51 +23,55 @@ class Outcome(BaseModel):
     started_at: str | None = None
     ended_at: str | None = None
     heartbeat_at: str | None = None
-    wall_seconds: float | None = Field(None, ge=0)
+    wall_seconds: float | None = field(default=None, metadata={"ge": 0})
 
 
-class Artifact(BaseModel):
+@dataclass(kw_only=True)
+class Artifact:
     """One file of the run folder with its digest; `path` is relative and stays inside the folder."""
 
-    model_config = ConfigDict(extra="forbid")
+    __pydantic_config__: ClassVar[dict[str, str]] = {"extra": "forbid"}
 
-    path: str = Field(min_length=1)
-    sha256: str = Field(pattern=SHA256_PATTERN)
-    size: int = Field(ge=0)
+    path: str = field(metadata={"min_length": 1})
+    sha256: str = field(metadata={"pattern": SHA256_PATTERN})
+    size: int = field(metadata={"ge": 0})
     role: str | None = None
 
 
-class GitInfo(BaseModel):
+@dataclass(kw_only=True)
+class GitInfo:
     """Source state at launch."""
 
-    model_config = ConfigDict(extra="forbid")
+    __pydantic_config__: ClassVar[dict[str, str]] = {"extra": "forbid"}
 
     commit: str | None = None
     branch: str | None = None
     dirty: bool | None = None
-    changed_files: list[str] = Field(default_factory=list)
+    changed_files: list[str] = field(default_factory=list)
     diff_path: str | None = None
-    diff_sha256: str | None = Field(None, pattern=SHA256_PATTERN)
+    diff_sha256: str | None = field(default=None, metadata={"pattern": SHA256_PATTERN})
 
 
-class RunManifest(BaseModel):
+@dataclass(kw_only=True)
+class RunManifest:
     """The manifest `audit run` writes atomically: before launch (status running) and after."""
 
-    model_config = ConfigDict(extra="forbid")
+    __pydantic_config__: ClassVar[dict[str, str]] = {"extra": "forbid"}
 
     schema_version: Literal[1] = 1
-    run_id: str = Field(min_length=1)
+    run_id: str = field(metadata={"min_length": 1})
     created_at: str | None = None
     runner: str | None = None
-    command: list[str] = Field(default_factory=list)
+    command: list[str] = field(default_factory=list)
     config_path: str | None = None
     evidence_only: bool = False
     seed: int | None = None
-    plan: Plan = Field(default_factory=Plan)
+    plan: Plan = field(default_factory=Plan)
     outcome: Outcome
-    environment: dict[str, str | int | float | bool | None] = Field(default_factory=dict)
+    environment: dict[str, str | int | float | bool | None] = field(default_factory=dict)
     git: GitInfo | None = None
-    artifacts: list[Artifact] = Field(default_factory=list)
-    claims: dict[str, float] = Field(
-        default_factory=dict, description="figures the run reports about itself, e.g. total_steps, final_loss"
+    artifacts: list[Artifact] = field(default_factory=list)
+    claims: dict[str, float] = field(
+        default_factory=dict,
+        metadata={"description": "figures the run reports about itself, e.g. total_steps, final_loss"},
     )

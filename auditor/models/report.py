@@ -2,49 +2,52 @@
 
 from __future__ import annotations
 
-from typing import Literal
-
-from pydantic import BaseModel, ConfigDict, Field
+from dataclasses import dataclass, field
+from typing import ClassVar, Literal
 
 GateStatus = Literal["pass", "fail", "warn", "skip"]
 Verdict = Literal["pass", "warn", "fail"]
 
 
-class EvidenceRef(BaseModel):
+@dataclass(kw_only=True)
+class EvidenceRef:
     """Where a gate looked: a path relative to the run folder and, for text, a 1-based line."""
 
-    model_config = ConfigDict(extra="forbid")
+    __pydantic_config__: ClassVar[dict[str, str]] = {"extra": "forbid"}
 
     path: str
-    line: int | None = Field(None, ge=1)
+    line: int | None = field(default=None, metadata={"ge": 1})
     note: str | None = None
 
 
-class GateResult(BaseModel):
+@dataclass(kw_only=True)
+class GateResult:
     """One gate's finding for one run folder."""
 
-    model_config = ConfigDict(extra="forbid")
+    __pydantic_config__: ClassVar[dict[str, str]] = {"extra": "forbid"}
 
     id: str
     status: GateStatus
     message: str
-    evidence: list[EvidenceRef] = Field(default_factory=list)
+    evidence: list[EvidenceRef] = field(default_factory=list)
 
 
-class RunReport(BaseModel):
+@dataclass(kw_only=True)
+class RunReport:
     """All gate results for one folder and the verdict they add up to."""
 
-    model_config = ConfigDict(extra="forbid")
+    __pydantic_config__: ClassVar[dict[str, str]] = {"extra": "forbid"}
 
     run_dir: str
     verdict: Verdict
     gates: list[GateResult]
 
 
-class ToolInfo(BaseModel):
+@dataclass(kw_only=True)
+class ToolInfo:
     """Which tool and options made the report."""
 
-    model_config = ConfigDict(extra="forbid")
+    __pydantic_config__: ClassVar[dict[str, str]] = {"extra": "forbid"}
 
     name: str = "auditor"
     version: str
@@ -52,10 +55,11 @@ class ToolInfo(BaseModel):
     strict: bool = False
 
 
-class VerifyReport(BaseModel):
+@dataclass(kw_only=True)
+class VerifyReport:
     """The JSON report of `audit verify` (public API: users' CI reads it)."""
 
-    model_config = ConfigDict(extra="forbid")
+    __pydantic_config__: ClassVar[dict[str, str]] = {"extra": "forbid"}
 
     schema_version: Literal[1] = 1
     tool: ToolInfo

@@ -5,8 +5,9 @@ from __future__ import annotations
 import json
 
 from auditor.models import VerifyReport
+from auditor.schemas import to_jsonable
 
 
 def render(report: VerifyReport, color: bool = False) -> str:
     """Deterministic JSON (sorted keys)."""
-    return json.dumps(report.model_dump(mode="json"), indent=2, sort_keys=True, ensure_ascii=False) + "\n"
+    return json.dumps(to_jsonable(report), indent=2, sort_keys=True, ensure_ascii=False) + "\n"
