@@ -4,8 +4,11 @@ dicts HF Trainer prints into the training log. NaN/Infinity literals are accepte
 
 from __future__ import annotations
 
+import functools
+import itertools
 import json
 import math
+import os
 import re
 from array import array
 from collections.abc import Iterable, Iterator
@@ -76,6 +79,22 @@ class MetricsSeries:
     max_step: int | None = None
     steps_inferred: bool = False
     plan_max_steps: int | None = None
+    slow_lines: int = 0
+    fast_keys: set[str] = field(default_factory=set)
+    fast_strings: bool = False
+
+    @property
+    def max_epoch(self) -> float | None:
+        """The furthest epoch logged with a loss point (NaN marks an unknown epoch)."""
+        if not math.isnan(sum(self.epochs)):  # no unknown epoch: max() over the array is exact
+            return max(self.epochs, default=None)
+        return max((e for e in self.epochs if not math.isnan(e)), default=None)
+
+    @property
+    def numbers_only(self) -> bool:
+        """Every line went through the fast path and held only numbers, booleans and null under
+        `fast_keys`: the file holds no free text (no credential can hide in it)."""
+        return self.slow_lines == 0 and not self.fast_strings and bool(self.fast_keys)
 
     @property
     def count(self) -> int:
@@ -91,6 +110,24 @@ class MetricsSeries:
         """Step of loss point `index`, None where unknown."""
         step = self.steps[index]
         return step if step >= 0 else None
+
+    def merge(self, later: MetricsSeries) -> None:
+        """Append the series read from the part of the same file that follows this one."""
+        for name in ("steps", "losses", "epochs", "lines"):
+            getattr(self, name).extend(getattr(later, name))
+        self.records += later.records
+        self.bad_lines = (self.bad_lines + later.bad_lines)[:MAX_KEPT]
+        self.bad_count += later.bad_count
+        self.nonfinite = (self.nonfinite + later.nonfinite)[:MAX_KEPT]
+        self.nonfinite_count += later.nonfinite_count
+        self.grad_nonfinite = (self.grad_nonfinite + later.grad_nonfinite)[:MAX_KEPT]
+        self.grad_nonfinite_count += later.grad_nonfinite_count
+        self.final = later.final or self.final
+        if later.max_step is not None and (self.max_step is None or later.max_step > self.max_step):
+            self.max_step = later.max_step
+        self.slow_lines += later.slow_lines
+        self.fast_keys |= later.fast_keys
+        self.fast_strings = self.fast_strings or later.fast_strings
 
     def _bad(self, line: int, reason: str) -> None:
         self.bad_count += 1
@@ -149,6 +186,95 @@ def flatten(record: dict[str, Any]) -> dict[str, Any]:
 
 
 CHUNK_LINES = 20_000
+BLOCK_BYTES = 1 << 22
+PARALLEL_BYTES = 32 << 20  # per extra process: below this, starting one costs more than it saves
+# The fast path: a block's lines that share one flat layout (the same keys in the same order with the same
+# separators; numbers, plain strings, booleans, null) are matched and split by one regex, and only step, loss
+# and epoch are converted, in bulk. Anything else (an eval record, a corrupt or truncated line, NaN, Infinity,
+# nesting, escapes, other spacing) falls back to json.loads line by line, in file order. Numbers are matched
+# loosely (digits, '.', exponent) for speed: captured values must still convert with int()/float() and be
+# finite or the block falls back; other numeric fields are only checked for that character set.
+_INT = rb"-?[0-9]+"
+_NUMBER = rb"-?[0-9][0-9.eE+-]*"
+_VALUE = {"int": _INT, "number": _NUMBER, "string": rb'"[^"\\\x00-\x1f]*"', "bool": rb"(?:true|false)",
+          "null": rb"null"}
+_PLAIN_KEY = re.compile(r"[A-Za-z0-9_./-]+\Z")
+_CAPTURED = ("step", "loss", "epoch")
+
+
+@dataclass(frozen=True)
+class LineShape:
+    """One flat record layout, compiled into a regex that matches exactly the lines of that layout."""
+
+    pattern: re.Pattern[bytes]
+    groups: tuple[str, ...]
+    keys: tuple[str, ...]
+    has_strings: bool
+
+
+def _kind(key: str, value: Any) -> str | None:
+    if key == "step":
+        return "int" if type(value) is int else None
+    if type(value) in (int, float):
+        return "number"
+    if key in _CAPTURED:
+        return None
+    if type(value) is bool:
+        return "bool"
+    if value is None:
+        return "null"
+    if type(value) is str and '"' not in value and "\\" not in value and value.isprintable():
+        return "string"
+    return None
+
+
+@functools.lru_cache(maxsize=64)
+def _compile_shape(signature: tuple[tuple[str, str], ...], item_sep: bytes, key_sep: bytes, eol: bytes) -> LineShape:
+    parts, groups = [], []
+    for key, kind in signature:
+        value = _VALUE[kind]
+        if key in _CAPTURED:
+            value = b"(" + value + b")"
+            groups.append(key)
+        parts.append(re.escape(f'"{key}"{key_sep.decode()}').encode() + value)
+    pattern = re.compile(rb"\{" + re.escape(item_sep).join(parts) + rb"\}" + re.escape(eol))
+    return LineShape(pattern, tuple(groups), tuple(k for k, _ in signature), any(k == "string" for _, k in signature))
+
+
+def line_shape(raw: bytes) -> LineShape | None:
+    """The fast-path layout of one line holding a plain training record (flat, integer step, a loss, no final
+    markers), else None."""
+    try:
+        record = json.loads(raw)
+    except (ValueError, UnicodeDecodeError, RecursionError):
+        return None
+    if type(record) is not dict or "loss" not in record or "step" not in record or "metrics" in record:
+        return None
+    if not FINAL_MARKERS.isdisjoint(record):
+        return None
+    signature = []
+    for key, value in record.items():
+        kind = _kind(key, value) if _PLAIN_KEY.match(key) else None
+        if kind is None:
+            return None
+        signature.append((key, kind))
+    item_sep = b", " if b', "' in raw else b","
+    key_sep = b": " if b'": ' in raw else b":"
+    return _compile_shape(tuple(signature), item_sep, key_sep, b"\r\n" if raw.endswith(b"\r") else b"\n")
+
+
+def _block_shape(block: bytes) -> LineShape | None:
+    """The shape of the first of a block's opening lines that is a plain training record."""
+    start = 0
+    for _ in range(8):
+        end = block.find(b"\n", start)
+        if end == -1:
+            return None
+        shape = line_shape(block[start:end])
+        if shape is not None:
+            return shape
+        start = end + 1
+    return None
 
 
 def _parse_chunk(series: MetricsSeries, chunk: list[tuple[int, bytes | None]]) -> None:
@@ -179,23 +305,156 @@ def _parse_chunk(series: MetricsSeries, chunk: list[tuple[int, bytes | None]]) -
             series.add(flatten(record) if "metrics" in record else record, number)
 
 
-def read_jsonl(path: Path, name: str) -> MetricsSeries:
-    """Stream a metrics.jsonl file in chunks (memory bounded by the chunk); bad lines are counted by number."""
-    series = MetricsSeries(path=name, kind="metrics.jsonl")
+def _slow_lines(series: MetricsSeries, text: bytes, first: int) -> int:
+    """Parse whole lines one by one (json.loads); returns the next line number."""
+    lines = text.split(b"\n")
+    if lines and not lines[-1]:
+        lines.pop()
     chunk: list[tuple[int, bytes | None]] = []
-    with path.open("rb") as handle:
-        for number, raw in enumerate(handle, start=1):
-            if number == 1 and raw.startswith(b"\xef\xbb\xbf"):
-                raw = raw[3:]
-            stripped = raw.strip()
-            if not stripped:
-                continue
+    for number, raw in enumerate(lines, start=first):
+        stripped = raw.strip()
+        if stripped:
             chunk.append((number, stripped if stripped[:1] == b"{" and b"\x00" not in stripped else None))
             if len(chunk) >= CHUNK_LINES:
                 _parse_chunk(series, chunk)
                 chunk = []
     if chunk:
         _parse_chunk(series, chunk)
+    series.slow_lines += sum(1 for raw in lines if raw.strip())
+    return first + len(lines)
+
+
+def _columns(shape: LineShape, parts: list[bytes], start: int, stop: int) -> tuple[array, array, array] | None:
+    """Steps, losses and epochs of matches start..stop-1 of a split block; None when a value does not convert
+    or a loss is not finite (the slow path then reads and reports those lines)."""
+    stride = len(shape.groups) + 1
+    column = {key: parts[start * stride + 1 + i: stop * stride: stride] for i, key in enumerate(shape.groups)}
+    try:
+        steps = array("q", map(int, column["step"]))
+        losses = array("d", map(float, column["loss"]))
+        epochs = column.get("epoch")
+        epoch_values = array("d", map(float, epochs)) if epochs is not None else array("d", [math.nan]) * len(steps)
+    except (ValueError, OverflowError):
+        return None
+    if steps and not (math.isfinite(max(losses)) and math.isfinite(min(losses))):
+        return None
+    return steps, losses, epoch_values
+
+
+def _fast_run(series: MetricsSeries, shape: LineShape, columns: tuple[array, array, array], line: int) -> None:
+    """Append a run of fast-path records (consecutive lines from `line`) in bulk."""
+    steps, losses, epochs = columns
+    count = len(steps)
+    if count == 0:
+        return
+    series.steps.extend(steps)
+    series.losses.extend(losses)
+    series.epochs.extend(epochs)
+    series.lines.extend(array("q", range(line, line + count)))
+    series.records += count
+    top = max(steps)
+    if series.max_step is None or top > series.max_step:
+        series.max_step = top
+    series.fast_keys.update(shape.keys)
+    series.fast_strings = series.fast_strings or shape.has_strings
+
+
+def _read_block(series: MetricsSeries, block: bytes, line: int) -> int:
+    """Read a block of whole lines starting at 1-based `line`; returns the next line number."""
+    shape = _block_shape(block)
+    if shape is None:
+        return _slow_lines(series, block, line)
+    parts = shape.pattern.split(block)
+    between = parts[0 :: len(shape.groups) + 1]  # text before match k (k < m), and after the last match (k == m)
+    matches = len(between) - 1
+    runs: list[tuple[int, int]] = []  # (first match, end match) of each run of consecutive fast lines
+    done = 0
+    for k in [k for k, text in enumerate(between[:-1]) if text] if any(between) else []:
+        if not between[k].endswith(b"\n"):
+            return _slow_lines(series, block, line)  # a match began mid-line: that line is not a record
+        runs.append((done, k))
+        done = k
+    runs.append((done, matches))  # the last run ends with the text after the last match
+    columns = [_columns(shape, parts, a, b) for a, b in runs]
+    if any(c is None for c in columns):
+        return _slow_lines(series, block, line)
+    for (a, b), column in zip(runs, columns, strict=True):
+        if column is not None:
+            _fast_run(series, shape, column, line)
+        line += b - a
+        if b < matches or between[b]:
+            line = _slow_lines(series, between[b], line)
+    return line
+
+
+def _read_range(path: Path, name: str, start: int, end: int) -> MetricsSeries:
+    """Read bytes start..end of a metrics.jsonl (both on line starts) in blocks; memory bounded by the block."""
+    series = MetricsSeries(path=name, kind="metrics.jsonl")
+    carry = b""
+    with path.open("rb") as handle:
+        line = 1
+        if start:  # number this range's lines after those before it
+            while handle.tell() < start:
+                line += handle.read(min(BLOCK_BYTES, start - handle.tell())).count(b"\n")
+        left = end - start
+        while left > 0:
+            data = handle.read(min(BLOCK_BYTES, left))
+            if not data:
+                break
+            left -= len(data)
+            block = carry + data
+            cut = block.rfind(b"\n") + 1
+            if cut == 0:
+                carry = block
+                continue
+            block, carry = block[:cut], block[cut:]
+            if start == 0 and line == 1:
+                block = block.removeprefix(b"\xef\xbb\xbf")
+            line = _read_block(series, block, line)
+    if carry:
+        _read_block(series, (carry.removeprefix(b"\xef\xbb\xbf") if start == 0 and line == 1 else carry) + b"\n", line)
+    return series
+
+
+def _line_starts(path: Path, size: int, parts: int) -> list[int]:
+    """Byte offsets cutting the file into `parts` ranges of whole lines: [0, ..., size]."""
+    cuts = [0]
+    with path.open("rb") as handle:
+        for i in range(1, parts):
+            handle.seek(max(size * i // parts, cuts[-1]))
+            handle.readline()
+            cuts.append(min(handle.tell(), size))
+    cuts.append(size)
+    return cuts
+
+
+def read_jsonl(path: Path, name: str) -> MetricsSeries:
+    """Read a metrics.jsonl: streamed in blocks; a large file is cut into ranges of whole lines read by one
+    process per core (regex and float parsing hold the GIL), merged in file order."""
+    size = path.stat().st_size
+    parts = max(1, min(os.cpu_count() or 1, size // PARALLEL_BYTES))
+    if parts == 1:
+        return _read_range(path, name, 0, size)
+    import multiprocessing
+    import pickle
+    from concurrent.futures import ProcessPoolExecutor
+    from concurrent.futures.process import BrokenProcessPool
+
+    cuts = _line_starts(path, size, parts)
+    ranges = list(itertools.pairwise(cuts))
+    try:
+        pool = ProcessPoolExecutor(parts - 1, mp_context=multiprocessing.get_context("spawn"))
+    except (OSError, ImportError, NotImplementedError, ValueError):  # no process support here: one process
+        return _read_range(path, name, 0, size)
+    with pool:
+        futures = [pool.submit(_read_range, path, name, a, b) for a, b in ranges[1:]]
+        series = _read_range(path, name, *ranges[0])
+        for (a, b), future in zip(ranges[1:], futures, strict=True):
+            try:
+                part = future.result()
+            except (BrokenProcessPool, OSError, pickle.PicklingError):
+                part = _read_range(path, name, a, b)
+            series.merge(part)
     return series
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from datetime import datetime, timezone
 
 from auditor.evidence.run import RunEvidence
@@ -63,7 +62,7 @@ def check(ev: RunEvidence, ctx: GateContext) -> GateResult:
         return R("pass", f"reached step {reached} of {planned_steps} planned", ref(source), *evidence)
     if plan.num_epochs is not None:
         source = plan.source.get("num_epochs", "plan")
-        epochs = [e for s in ev.metrics_sources for e in s.epochs if not math.isnan(e)]
+        epochs = [e for e in (s.max_epoch for s in ev.metrics_sources) if e is not None]
         epochs += [f.values["epoch"] for f in ev.final_records if "epoch" in f.values]
         last = max(epochs, default=None)
         if last is None:
