@@ -153,6 +153,17 @@ def test_leaked_token(run_dir: Path) -> None:
     assert "aB3dE5fG7hJ9" not in result.stdout, "the report must not repeat the secret"
 
 
+def test_token_inside_metrics_records(run_dir: Path) -> None:
+    """metrics.jsonl is read by a fast path; a line it does not match is still scanned, at its own line."""
+    path = run_dir / "training_output" / "metrics.jsonl"
+    lines = path.read_text().splitlines()
+    lines.insert(3, json.dumps({"step": 3, "hub_token": "hf_" + "aB3dE5fG7hJ9kL1mN3pQ5rS7tU9vW1xY3z"}))
+    path.write_text("\n".join(lines) + "\n")
+    gate = verify_json(run_dir).gate("no_secrets")
+    assert gate["status"] == "fail"
+    assert gate["evidence"][0]["path"] == "training_output/metrics.jsonl" and gate["evidence"][0]["line"] == 4
+
+
 def test_generic_high_entropy_key(run_dir: Path) -> None:
     (run_dir / "env_snapshot.txt").write_text("Python: 3.11\nWANDB_API_KEY=9f8e7d6c5b4a39281706f5e4d3c2b1a0ffee1234\n")
     assert verify_json(run_dir).status("no_secrets") == "fail"

@@ -79,15 +79,17 @@ def test_fast_path_reads_what_json_loads_reads(data: bytes, tmp_path: Path) -> N
     same(read_jsonl(path, "m"), reference(data))
 
 
-def test_numbers_only_needs_every_line_matched(tmp_path: Path) -> None:
+def test_free_text_is_every_line_not_matched_as_numbers(tmp_path: Path) -> None:
     path = tmp_path / "metrics.jsonl"
     lines = [json.dumps({"step": i, "loss": 1.0 / i, "epoch": i / 10}) for i in range(1, 50)]
+    lines.insert(10, json.dumps({"eval_loss": 0.5, "step": 10, "token": "hf_abc"}))
     path.write_text("\n".join(lines) + "\n")
     series = read_jsonl(path, "m")
-    assert series.numbers_only and series.slow_lines == 0 and series.count == 49
-    path.write_text("\n".join([*lines, json.dumps({"step": 50, "loss": 0.1, "note": "hf_abc"})]) + "\n")
-    series = read_jsonl(path, "m")
-    assert not series.numbers_only and series.count == 50
+    assert series.count == 49
+    assert series.free_text() == [(0, "epoch loss step"), (11, lines[10])]
+    with_text = [json.dumps({"step": i, "loss": 1.0 / i, "note": "x"}) for i in range(1, 50)]
+    path.write_text("\n".join(with_text) + "\n")
+    assert read_jsonl(path, "m").free_text() is None  # a layout with string values: scan the whole file
 
 
 @pytest.mark.parametrize("tail", [b"", b'{"step": 7, "lo\n', b'{"step": 9, "loss": NaN}\n'])

@@ -79,9 +79,11 @@ class MetricsSeries:
     max_step: int | None = None
     steps_inferred: bool = False
     plan_max_steps: int | None = None
-    slow_lines: int = 0
     fast_keys: set[str] = field(default_factory=set)
     fast_strings: bool = False
+    # lines that were not matched as numbers-only records, kept (bounded) for the credential scan
+    other_lines: list[tuple[int, bytes]] = field(default_factory=list)
+    other_bytes: int = 0
 
     @property
     def max_epoch(self) -> float | None:
@@ -90,11 +92,14 @@ class MetricsSeries:
             return max(self.epochs, default=None)
         return max((e for e in self.epochs if not math.isnan(e)), default=None)
 
-    @property
-    def numbers_only(self) -> bool:
-        """Every line went through the fast path and held only numbers, booleans and null under
-        `fast_keys`: the file holds no free text (no credential can hide in it)."""
-        return self.slow_lines == 0 and not self.fast_strings and bool(self.fast_keys)
+    def free_text(self) -> list[tuple[int, str]] | None:
+        """The lines that can hold free text (1-based line, text) when the rest of the file is numbers-only
+        records under `fast_keys` (the key names come first, as line 0); None when the whole file must be
+        read for that (string values, too many other lines, or nothing matched as records)."""
+        if self.fast_strings or not self.fast_keys or self.other_bytes > MAX_OTHER_BYTES:
+            return None
+        keys = (0, " ".join(sorted(self.fast_keys)))
+        return [keys, *((n, raw.decode("utf-8", errors="replace")) for n, raw in self.other_lines)]
 
     @property
     def count(self) -> int:
@@ -125,7 +130,9 @@ class MetricsSeries:
         self.final = later.final or self.final
         if later.max_step is not None and (self.max_step is None or later.max_step > self.max_step):
             self.max_step = later.max_step
-        self.slow_lines += later.slow_lines
+        if self.other_bytes <= MAX_OTHER_BYTES:
+            self.other_lines.extend(later.other_lines)
+        self.other_bytes += later.other_bytes
         self.fast_keys |= later.fast_keys
         self.fast_strings = self.fast_strings or later.fast_strings
 
@@ -187,6 +194,7 @@ def flatten(record: dict[str, Any]) -> dict[str, Any]:
 
 CHUNK_LINES = 20_000
 BLOCK_BYTES = 1 << 22
+MAX_OTHER_BYTES = 8 << 20  # lines kept for the credential scan; beyond this it reads the whole file
 PARALLEL_BYTES = 32 << 20  # per extra process: below this, starting one costs more than it saves
 # The fast path: a block's lines that share one flat layout (the same keys in the same order with the same
 # separators; numbers, plain strings, booleans, null) are matched and split by one regex, and only step, loss
@@ -320,7 +328,12 @@ def _slow_lines(series: MetricsSeries, text: bytes, first: int) -> int:
                 chunk = []
     if chunk:
         _parse_chunk(series, chunk)
-    series.slow_lines += sum(1 for raw in lines if raw.strip())
+    for number, raw in enumerate(lines, start=first):
+        if series.other_bytes > MAX_OTHER_BYTES:
+            break
+        if raw.strip():
+            series.other_lines.append((number, raw))
+            series.other_bytes += len(raw)
     return first + len(lines)
 
 

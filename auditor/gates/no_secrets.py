@@ -15,12 +15,13 @@ def check(ev: RunEvidence, ctx: GateContext) -> GateResult:
     """Scan every text file of the folder for credential patterns."""
     findings = []
     scanned = 0
-    # a metrics file the reader matched line for line as numbers under fixed keys holds no other text
-    numeric = {s.path: s for s in ev.metrics_sources if s.kind == "metrics.jsonl" and s.numbers_only}
+    # in a metrics file, only what the reader did not match as numbers-only records can hold text
+    free_text = {s.path: s.free_text() for s in ev.metrics_sources if s.kind == "metrics.jsonl"}
     for rel in ev.text_files():
-        if rel in numeric:
+        lines = free_text.get(rel)
+        if lines is not None:
             scanned += 1
-            findings.extend(scan_lines([" ".join(sorted(numeric[rel].fast_keys))], rel))
+            findings.extend(scan_numbered(lines, rel))
             continue
         try:
             data = ev.path(rel).read_bytes()
