@@ -8,12 +8,10 @@ import re
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from auditor.evidence.checkpoint import Checkpoint, candidate_dirs, inspect_checkpoint, newest_trainer_state
-from auditor.evidence.claims import SummaryClaims, parse_summary
 from auditor.evidence.digests import SumsEntry, parse_sha256sums
-from auditor.evidence.envsnap import EnvFacts, read_env
 from auditor.evidence.logscan import LogSignals, scan_log
 from auditor.evidence.metrics import (
     FinalRecord,
@@ -25,20 +23,18 @@ from auditor.evidence.metrics import (
     read_log_dicts,
     read_trainer_state,
 )
-from auditor.evidence.nvsmi import (
-    GpuSnapshot,
-    SampleStats,
-    parse_nvidia_smi,
-    parse_nvml_json,
-    read_gpu_samples,
-)
 from auditor.evidence.paths import contained_path
 from auditor.evidence.plan import normalize_device, plan_fields
-from auditor.evidence.predictions import Predictions, read_predictions
 from auditor.evidence.templates import TEMPLATE_SCAN_LIMIT, template_problem
 from auditor.evidence.text import TextDoc, read_text
 from auditor.models import Plan, RunManifest
 from auditor.schemas import from_jsonable, to_jsonable, validation_errors
+
+if TYPE_CHECKING:  # parsers for optional evidence are imported when a folder has that evidence
+    from auditor.evidence.claims import SummaryClaims
+    from auditor.evidence.envsnap import EnvFacts
+    from auditor.evidence.nvsmi import GpuSnapshot, SampleStats
+    from auditor.evidence.predictions import Predictions
 
 _DEVICE_FLAG = re.compile(r"--device[= ]+['\"]?(cuda|gpu|tpu|cpu)\b", re.I)
 RUN_FOLDER_MARKERS = (
@@ -361,6 +357,8 @@ class RunEvidence:
         name = self.first_existing(GPU_NAMES)
         if name is None:
             return None
+        from auditor.evidence.nvsmi import parse_nvidia_smi, parse_nvml_json
+
         if name.endswith(".json"):
             return parse_nvml_json(self.root / name, name)
         doc = self.text(name)
@@ -371,6 +369,8 @@ class RunEvidence:
         """NVML time series recorded by `audit run`."""
         if "gpu_samples.jsonl" not in self.files:
             return None
+        from auditor.evidence.nvsmi import read_gpu_samples
+
         return read_gpu_samples(self.root / "gpu_samples.jsonl", "gpu_samples.jsonl")
 
     @cached_property
@@ -381,6 +381,8 @@ class RunEvidence:
             if name in self.files:
                 doc = self.text(name)
                 if doc is not None:
+                    from auditor.evidence.envsnap import read_env
+
                     out.append(read_env(doc))
         return out
 
@@ -395,6 +397,10 @@ class RunEvidence:
     def summaries(self) -> list[SummaryClaims]:
         """Claims from `*_summary.md` and README.md at the folder root."""
         names = [f for f in self.files if "/" not in f and (f.endswith("_summary.md") or f == "README.md")]
+        if not names:
+            return []
+        from auditor.evidence.claims import parse_summary
+
         docs = (self.text(n) for n in names)
         return [parse_summary(d.lines, d.path) for d in docs if d is not None]
 
@@ -403,6 +409,8 @@ class RunEvidence:
         """predictions.jsonl, streamed."""
         if "predictions.jsonl" not in self.files:
             return None
+        from auditor.evidence.predictions import read_predictions
+
         return read_predictions(self.root / "predictions.jsonl", "predictions.jsonl")
 
     @cached_property

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import math
 
-from auditor.evidence.claims import decimals_of
 from auditor.evidence.metrics import FinalRecord
 from auditor.evidence.run import RunEvidence
 from auditor.gates.base import GateContext, Results, gate, ref, where
@@ -72,6 +71,8 @@ class _Audit:
             return
         if actual is None:
             return
+        from auditor.evidence.claims import decimals_of  # the parser is imported only where claims exist
+
         self.checked += 1
         # A printed log rounds its figures: compare at the coarser of the two displayed precisions.
         shown = min(claim.decimals, decimals_of(repr(actual)))
@@ -128,6 +129,10 @@ class _Audit:
     def cross_check_finals(self) -> None:
         """Final records from different files must agree: else the evidence comes from different runs."""
         finals = self.ev.final_records
+        if len(finals) < 2:
+            return
+        from auditor.evidence.claims import decimals_of
+
         for other in finals[1:]:
             first = finals[0]
             for key in CROSS_CHECK:
