@@ -69,6 +69,14 @@ def best(cmd: list[str], repeat: int, cwd: Path | None = None) -> float:
     return min(times)
 
 
+def peak_rss_mib(cmd: list[str]) -> float:
+    """Peak resident memory of `cmd` (its largest process), measured by a fresh Python parent."""
+    probe = ("import resource, subprocess, sys; subprocess.run(sys.argv[1:], stdout=subprocess.DEVNULL, "
+             "stderr=subprocess.DEVNULL); print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)")
+    out = subprocess.run([sys.executable, "-c", probe, *cmd], capture_output=True, text=True, check=True)
+    return int(out.stdout.strip()) / 1024
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--gib", type=float, default=2.0)
@@ -134,6 +142,10 @@ def main() -> None:
     helptime = best([*audit, "--help"], 5)
     rows.append(("audit --help", helptime, bare, "python -c pass", helptime / bare, "< 0.3 s"))
 
+    rss = [("full verify, 2 GiB of shards", peak_rss_mib([*audit, "verify", str(weights)])),
+           ("verify, 1,000,000-line metrics.jsonl", peak_rss_mib([*audit, "verify", str(metrics_run)])),
+           ("verify, 1,002,001-line HF metrics.jsonl", peak_rss_mib([*audit, "verify", str(hf_run)]))]
+
     print(f"machine: {cores} cores, python {sys.version.split()[0]}")
     print("| benchmark | auditor (s) | baseline (s) | baseline | ratio | budget |")
     print("|---|---|---|---|---|---|")
@@ -141,6 +153,11 @@ def main() -> None:
         b = f"{baseline:.3f}" if baseline is not None else ""
         r = f"{ratio:.2f}" if ratio is not None else ""
         print(f"| {name} | {ours:.3f} | {b} | {what} | {r} | {budget} |")
+    print()
+    print("| peak memory | MiB |")
+    print("|---|---|")
+    for name, mib in rss:
+        print(f"| {name} | {mib:.0f} |")
     shutil.rmtree(args.work, ignore_errors=True)
 
 
