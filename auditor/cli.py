@@ -74,6 +74,49 @@ def verify(ctx: click.Context, run_dirs: tuple[Path, ...], fmt: str, output: Pat
     sys.exit(exit_code(report, exit_zero))
 
 
+@cli.command(context_settings={"ignore_unknown_options": True})
+@click.option("--runner", required=True, help="pytorch, command (see `runners/`).")
+@click.option("--config", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="The run's config YAML (copied into the folder; its plan keys are recorded).")
+@click.option("--out", type=click.Path(path_type=Path), help="Run folder (must be new or empty).")
+@click.option("--name", help="Run id: the folder is submission_runs/<name>/.")
+@click.option("--device", type=click.Choice(["auto", "cpu", "cuda", "tpu"]), default="auto", show_default=True)
+@click.option("--nproc-per-node", type=click.IntRange(1), default=1, show_default=True,
+              help="Processes per node (torchrun).")
+@click.option("--sample-interval", type=click.FloatRange(0.05), default=1.0, show_default=True,
+              help="Seconds between NVML samples.")
+@click.option("--evidence-only", is_flag=True, help="Declare that this run only collects evidence (no code change).")
+@click.option("--capture-env", multiple=True, help="Also record environment variables with this prefix.")
+@click.option("--seed", type=int, help="Seed for the reference trainers.")
+@click.option("--force", is_flag=True, help="Run even when preflight says it will not work.")
+@click.argument("command", nargs=-1, type=click.UNPROCESSED)
+def run(runner: str, config: Path | None, out: Path | None, name: str | None, device: str, nproc_per_node: int,
+        sample_interval: float, evidence_only: bool, capture_env: tuple[str, ...], seed: int | None, force: bool,
+        command: tuple[str, ...]) -> None:
+    """Launch a training under capture (`-- CMD...`, or a runner's reference trainer), then verify the folder.
+
+    Exit 0 when training succeeded and every gate passes, 1 when training failed or a gate failed, 2 when the
+    run could not start (used folder, preflight, bad command)."""
+    from auditor.capture.session import RunRequest, execute_run
+    from auditor.errors import AuditInputError
+    from auditor.render import render
+    from auditor.verify import VerifyOptions, execute, exit_code
+    from runners import RUNNERS, get_runner
+
+    if runner not in RUNNERS:
+        raise AuditInputError(f"unknown runner {runner!r}; choose one of: {', '.join(RUNNERS)}")
+    request = RunRequest(runner=runner, command=list(command), config=config, out=out, name=name, device=device,
+                         nproc_per_node=nproc_per_node, sample_interval=sample_interval, evidence_only=evidence_only,
+                         capture_env=capture_env, force=force, seed=seed)
+    folder, result = execute_run(request, get_runner(runner))
+    report = execute(VerifyOptions(run_dirs=[folder]))
+    color = sys.stdout.isatty() and "NO_COLOR" not in os.environ
+    click.echo(render("text", report, color=color), nl=False)
+    detail = f"exit {result.exit_code}" if result.exit_code is not None else f"signal {result.signal}"
+    click.echo(f"training {result.status} ({detail}) in {result.wall_seconds:.1f}s; evidence in {folder}")
+    sys.exit(1 if result.status != "succeeded" else exit_code(report, False))
+
+
 @cli.command()
 def gates() -> None:
     """List the gates with what each proves."""

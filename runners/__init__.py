@@ -1,1 +1,60 @@
-"""Runner adapters (pytorch, transformers, jax, command): build the command, preflight, post-collect."""
+"""Runner adapters: each builds the command and environment for its framework, runs preflight checks, and
+collects framework-specific evidence after the run. One registry; frameworks are imported lazily."""
+
+from __future__ import annotations
+
+import importlib
+from pathlib import Path
+from typing import Any
+
+from auditor.capture.session import LaunchSpec, RunRequest
+from auditor.evidence.plan import normalize_device, plan_fields
+from auditor.models import Plan
+
+
+class Runner:
+    """The adapter interface (the defaults suit a plain command)."""
+
+    name = "base"
+
+    def build(self, request: RunRequest) -> LaunchSpec:
+        """The command to launch, its environment additions and the plan."""
+        raise NotImplementedError
+
+    def preflight(self, request: RunRequest, spec: LaunchSpec) -> list[str]:
+        """Problems that must stop the run before launch (empty: go)."""
+        return []
+
+    def collect(self, request: RunRequest, spec: LaunchSpec, folder: Path) -> None:
+        """Framework evidence gathered after the child ended."""
+
+
+def plan_from_config(config: Path | None, device: str) -> Plan:
+    """The plan a user's config YAML declares (the keys verify reads), and the requested device."""
+    fields: dict[str, Any] = {}
+    sources: dict[str, str] = {}
+    if config is not None:
+        import yaml
+
+        try:
+            data = yaml.safe_load(config.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, yaml.YAMLError):
+            data = None
+        fields, sources = plan_fields(data, config.name)
+    if device != "auto":
+        fields["device"] = normalize_device(device)
+        sources["device"] = "--device"
+    return Plan(**fields, source=sources)
+
+
+RUNNERS: dict[str, str] = {
+    "pytorch": "runners.pytorch:PytorchRunner",
+    "command": "runners.command:CommandRunner",
+}
+
+
+def get_runner(name: str) -> Runner:
+    """The registered runner `name` (imported on demand)."""
+    module, _, attr = RUNNERS[name].partition(":")
+    runner: Runner = getattr(importlib.import_module(module), attr)()
+    return runner

@@ -93,3 +93,24 @@ def scan_numbered(lines: Iterable[tuple[int, str]], path: str) -> list[SecretFin
             if entropy(value) >= MIN_ENTROPY and not any(f.line == number for f in found):
                 found.append(SecretFinding(f"credential in {match.group('name')}", path, number, mask(value)))
     return found
+
+
+REDACTED = "[REDACTED]"
+_SECRET_NAME = re.compile(r"TOKEN|SECRET|PASSWORD|PASSWD|API_KEY|ACCESS_KEY|PRIVATE_KEY|_KEY$|CREDENTIAL", re.I)
+
+
+def redact(text: str) -> str:
+    """`text` with every credential-looking value replaced by [REDACTED] (the same patterns verify detects)."""
+    for _, pattern in PATTERNS:
+        text = pattern.sub(REDACTED, text)
+
+    def assignment(match: re.Match[str]) -> str:
+        value = match.group("value")
+        return match.group(0).replace(value, REDACTED) if entropy(value) >= MIN_ENTROPY else match.group(0)
+
+    return _ASSIGNMENT.sub(assignment, text)
+
+
+def redact_env(name: str, value: str) -> str:
+    """An environment variable's value as it may be recorded: withheld entirely when the name says secret."""
+    return REDACTED if _SECRET_NAME.search(name) else redact(value)

@@ -2,14 +2,21 @@
 
 from __future__ import annotations
 
+import socket
 from datetime import datetime, timezone
 
+from auditor.capture.files import pid_alive
 from auditor.evidence.run import RunEvidence
 from auditor.gates.base import GateContext, Results, gate, ref, where
 from auditor.models import EvidenceRef, GateResult
 
 R = Results("training_completed")
 ABANDONED_AFTER_S = 600
+
+
+def _wrapper_gone(host: str | None, pid: int | None) -> bool:
+    """The recorded wrapper ran on this host and its process no longer exists."""
+    return bool(host) and pid is not None and host == socket.gethostname() and not pid_alive(pid)
 
 
 def _age_seconds(stamp: str | None) -> float | None:
@@ -33,7 +40,7 @@ def check(ev: RunEvidence, ctx: GateContext) -> GateResult:
         out = manifest.outcome
         if out.status == "running":
             age = _age_seconds(out.heartbeat_at or out.started_at)
-            if age is None or age > ABANDONED_AFTER_S:
+            if _wrapper_gone(out.host, out.wrapper_pid) or age is None or age > ABANDONED_AFTER_S:
                 return R("fail", "run_manifest.json still says status 'running' with no heartbeat for "
                          f"{'an unknown time' if age is None else f'{age:.0f}s'}: the wrapper died, run abandoned",
                          ref("run_manifest.json"))

@@ -23,6 +23,10 @@ class Outcome:
     started_at: str | None = None
     ended_at: str | None = None
     heartbeat_at: str | None = None
+    host: str | None = field(default=None, metadata={"description": "host the wrapper ran on"})
+    wrapper_pid: int | None = field(
+        default=None, metadata={"description": "pid of the `audit run` wrapper (a dead one on `host` = abandoned)"}
+    )
     wall_seconds: float | None = field(default=None, metadata={"ge": 0})
 
 

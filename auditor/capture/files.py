@@ -1,0 +1,94 @@
+"""Writing into a run folder without ever leaving a half-written file: atomic replace, and the folder lock."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from auditor.errors import AuditInputError
+
+LOCK_NAME = ".audit.lock"
+
+
+def utc_now() -> str:
+    """An ISO-8601 UTC timestamp with an explicit offset (what the manifest records)."""
+    return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
+
+
+def write_atomic(path: Path, text: str) -> None:
+    """Write `text` to `path` through a temporary file and a rename: readers see the old or the new file."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    with tmp.open("w", encoding="utf-8", newline="\n") as handle:
+        handle.write(text)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(tmp, path)
+
+
+def write_json_atomic(path: Path, data: Any) -> None:
+    """Atomically write `data` as indented JSON."""
+    write_atomic(path, json.dumps(data, indent=2, ensure_ascii=False) + "\n")
+
+
+class FolderLock:
+    """An exclusive lock file in the run folder (O_EXCL): a second `audit run` into the folder is refused.
+
+    A lock left by a dead wrapper on this host (its pid is gone) is taken over; one from another host, or from
+    a live process, is not."""
+
+    def __init__(self, folder: Path) -> None:
+        self.path = folder / LOCK_NAME
+        self.held = False
+
+    def acquire(self) -> None:
+        """Take the lock or raise AuditInputError naming its holder."""
+        for _ in range(2):
+            try:
+                fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+            except FileExistsError:
+                if not self._stale():
+                    raise AuditInputError(f"{self.path.parent} is in use by another `audit run` "
+                                          f"({self._holder()}); wait for it or choose another --out") from None
+                self.path.unlink(missing_ok=True)
+                continue
+            with os.fdopen(fd, "w") as handle:
+                json.dump({"pid": os.getpid(), "host": socket.gethostname(), "since": utc_now()}, handle)
+            self.held = True
+            return
+        raise AuditInputError(f"cannot lock {self.path}: remove it if no `audit run` is using the folder")
+
+    def _holder(self) -> str:
+        try:
+            data = json.loads(self.path.read_text(encoding="utf-8"))
+            return f"pid {data.get('pid')} on {data.get('host')} since {data.get('since')}"
+        except (OSError, ValueError):
+            return "unknown holder"
+
+    def _stale(self) -> bool:
+        try:
+            data = json.loads(self.path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return False
+        return data.get("host") == socket.gethostname() and isinstance(data.get("pid"), int) and not pid_alive(
+            data["pid"])
+
+    def release(self) -> None:
+        """Remove the lock if this process holds it."""
+        if self.held:
+            self.path.unlink(missing_ok=True)
+            self.held = False
+
+
+def pid_alive(pid: int) -> bool:
+    """Whether a process with this pid exists on this host."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True

@@ -1,0 +1,199 @@
+"""`audit run`: make the folder, preflight, launch, capture, write the manifest, verify.
+
+The manifest is written atomically with status `running` before launch and refreshed by a heartbeat; the final
+outcome replaces it after the child ends. Evidence is never lost: the log is appended as it arrives, metrics
+are flushed per line by auditor.runtime, and a wrapper that dies leaves a `running` manifest that verify
+reports as abandoned.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import socket
+import sys
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from auditor.capture.environment import interpreter_of, snapshot
+from auditor.capture.files import FolderLock, utc_now, write_json_atomic
+from auditor.capture.git import capture_git
+from auditor.capture.process import ProcessResult, run_child
+from auditor.errors import AuditInputError
+from auditor.evidence.digests import sha256_files
+from auditor.evidence.secrets import redact
+from auditor.models import Artifact, GitInfo, Outcome, Plan, RunManifest
+from auditor.runtime import ENV_RUN_DIR
+from auditor.schemas import to_jsonable
+
+if TYPE_CHECKING:
+    from runners import Runner
+
+HEARTBEAT_S = 15.0
+MANIFEST = "run_manifest.json"
+LOG = "training_log.txt"
+_RUN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+
+
+@dataclass
+class RunRequest:
+    """What the user asked `audit run` for."""
+
+    runner: str
+    command: list[str] = field(default_factory=list)
+    config: Path | None = None
+    out: Path | None = None
+    name: str | None = None
+    device: str = "auto"
+    nproc_per_node: int = 1
+    sample_interval: float = 1.0
+    evidence_only: bool = False
+    capture_env: tuple[str, ...] = ()
+    force: bool = False
+    seed: int | None = None
+
+
+@dataclass
+class LaunchSpec:
+    """What a runner built: the command, its environment additions, the plan and the seed."""
+
+    command: list[str]
+    env: dict[str, str] = field(default_factory=dict)
+    plan: Plan = field(default_factory=Plan)
+    seed: int | None = None
+
+
+def run_folder(request: RunRequest) -> Path:
+    """--out DIR, or submission_runs/<name>; refuses a non-empty folder (exit 2)."""
+    if request.out is not None:
+        folder = request.out
+    else:
+        name = request.name or f"{request.runner}_{utc_now()[:19].replace(':', '').replace('-', '')}"
+        if not _RUN_ID.match(name):
+            raise AuditInputError(f"--name {name!r} is not a folder name: use letters, digits, '.', '_', '-'")
+        folder = Path("submission_runs") / name
+    if folder.exists() and (not folder.is_dir() or any(folder.iterdir())):
+        raise AuditInputError(f"{folder} already exists and is not empty: a run folder holds one run; "
+                              "choose another --out/--name")
+    return folder
+
+
+def _artifacts(folder: Path) -> list[Artifact]:
+    """Every file of the folder (the manifest and the lock excepted) with its sha256, size and role."""
+    files = sorted(p for p in folder.rglob("*") if p.is_file() and not p.name.startswith(".")
+                   and p.name != MANIFEST)
+    digests = sha256_files(files)
+    out = []
+    for path in files:
+        digest = digests.get(path)
+        if digest is None:
+            continue
+        rel = path.relative_to(folder).as_posix()
+        out.append(Artifact(path=rel, sha256=digest, size=path.stat().st_size, role=_role(rel)))
+    return out
+
+
+def _role(rel: str) -> str:
+    name = rel.rsplit("/", 1)[-1]
+    if rel.endswith("metrics.jsonl"):
+        return "metrics"
+    if "/checkpoints/" in rel or "/final_model/" in rel:
+        return "checkpoint"
+    roles = {LOG: "log", "predictions.jsonl": "predictions", "eval_log.txt": "eval", "env_snapshot.json": "env",
+             "gpu_snapshot.json": "gpu", "gpu_snapshot.txt": "gpu", "gpu_samples.jsonl": "gpu",
+             "git_diff.patch": "diff"}
+    if name in roles:
+        return roles[name]
+    return "config" if name.endswith((".yaml", ".yml")) else "other"
+
+
+class ManifestWriter:
+    """Owns run_manifest.json during a run: atomic writes, serialised with the heartbeat thread."""
+
+    def __init__(self, folder: Path, manifest: RunManifest) -> None:
+        self.path = folder / MANIFEST
+        self.manifest = manifest
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def write(self) -> None:
+        with self._lock:
+            write_json_atomic(self.path, to_jsonable(self.manifest))
+
+    def start_heartbeat(self, interval: float = HEARTBEAT_S) -> None:
+        def beat() -> None:
+            while not self._stop.wait(interval):
+                self.manifest.outcome.heartbeat_at = utc_now()
+                self.write()
+
+        self._thread = threading.Thread(target=beat, name="audit-heartbeat", daemon=True)
+        self._thread.start()
+
+    def stop_heartbeat(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()
+
+
+def execute_run(request: RunRequest, runner: Runner, echo: Any = None) -> tuple[Path, ProcessResult]:
+    """Run one training under capture; returns the folder and how the child ended. Raises AuditInputError
+    (exit 2) for problems found before launch: a used folder, a failed preflight, a command that cannot start."""
+    folder = run_folder(request)
+    spec = runner.build(request)
+    problems = runner.preflight(request, spec)
+    if problems and not request.force:
+        raise AuditInputError("preflight: " + "; ".join(problems) + " (--force runs anyway)")
+    folder.mkdir(parents=True, exist_ok=True)
+    lock = FolderLock(folder)
+    lock.acquire()
+    try:
+        return folder, _run_locked(request, runner, spec, folder, echo)
+    finally:
+        lock.release()
+
+
+def _run_locked(request: RunRequest, runner: Runner, spec: LaunchSpec, folder: Path, echo: Any) -> ProcessResult:
+    run_id = folder.name
+    config_rel = None
+    if request.config is not None:
+        config_rel = f"{run_id}_config{request.config.suffix or '.yaml'}"
+        shutil.copyfile(request.config, folder / config_rel)
+    git = capture_git(Path.cwd(), folder)
+    started = utc_now()
+    manifest = RunManifest(
+        run_id=run_id, created_at=started, runner=request.runner, command=[redact(c) for c in spec.command],
+        config_path=config_rel, evidence_only=request.evidence_only, seed=spec.seed, plan=spec.plan,
+        outcome=Outcome(status="running", started_at=started, heartbeat_at=started, host=socket.gethostname(),
+                        wrapper_pid=os.getpid()),
+        git=git if git is not None else GitInfo(),
+    )
+    writer = ManifestWriter(folder, manifest)
+    writer.write()
+    writer.start_heartbeat()
+    env = {**os.environ, **spec.env, ENV_RUN_DIR: str(folder.resolve()), "PYTHONUNBUFFERED": "1"}
+    try:
+        result = run_child(spec.command, env, Path.cwd(), folder / LOG,
+                           echo=echo if echo is not None else sys.stdout.buffer)
+    except OSError as exc:
+        writer.stop_heartbeat()
+        manifest.outcome = Outcome(status="failed", started_at=started, ended_at=utc_now(),
+                                   host=manifest.outcome.host, wrapper_pid=os.getpid())
+        writer.write()
+        raise AuditInputError(f"cannot start {spec.command[0]!r}: {exc.strerror or exc}") from None
+    writer.stop_heartbeat()
+    runner.collect(request, spec, folder)
+    env_doc = snapshot(interpreter_of(spec.command), env, request.capture_env)
+    env_doc["wrapper"] = {"python": sys.version.split()[0], "cpu_seconds": result.cpu_seconds,
+                          "peak_rss_mib": result.peak_rss_mib}
+    write_json_atomic(folder / "env_snapshot.json", env_doc)
+    manifest.environment = {k: v for k, v in env_doc.items() if isinstance(v, (str, int, float, bool))}
+    manifest.outcome = Outcome(status=result.status, exit_code=result.exit_code, signal=result.signal,
+                               started_at=started, ended_at=utc_now(), heartbeat_at=utc_now(),
+                               wall_seconds=result.wall_seconds, host=manifest.outcome.host, wrapper_pid=os.getpid())
+    manifest.artifacts = _artifacts(folder)
+    writer.write()
+    return result

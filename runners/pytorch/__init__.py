@@ -1,0 +1,54 @@
+"""`--runner pytorch`: the built-in reference trainer, or the user's script logging through auditor.runtime."""
+
+from __future__ import annotations
+
+import sys
+
+from auditor.capture.session import LaunchSpec, RunRequest
+from auditor.models import Plan
+from runners import Runner, plan_from_config
+
+
+def reference_parameters(hidden: int, layers: int, ff: int, vocab: int, positions: int) -> int:
+    """Exact parameter count of the reference decoder (tied head), from its config alone."""
+    block = 2 * hidden + 3 * hidden * hidden + 3 * hidden + hidden * hidden + hidden + 2 * hidden
+    block += hidden * ff + ff + ff * hidden + hidden
+    return vocab * hidden + positions * hidden + layers * block + 2 * hidden
+
+
+class PytorchRunner(Runner):
+    """With no command, `python -m runners.pytorch.reference`; with one, that command."""
+
+    name = "pytorch"
+
+    def build(self, request: RunRequest) -> LaunchSpec:
+        if request.command:
+            return LaunchSpec(command=list(request.command), plan=plan_from_config(request.config, request.device),
+                              seed=request.seed)
+        from runners.pytorch.reference import load_config
+
+        config = load_config(request.config, request.device)
+        if request.seed is not None:
+            config.seed = request.seed
+        command = [sys.executable, "-m", "runners.pytorch.reference", "--device", config.device]
+        if request.config is not None:
+            command += ["--config", str(request.config)]
+        arch = config.model_config()
+        plan = Plan(max_steps=config.max_steps, device=None if config.device == "auto" else config.device,
+                    batch_size=config.batch_size, max_seq_length=config.max_seq_length, optimizer="adamw",
+                    eval_examples=config.eval_examples, model_name="reference-decoder",
+                    num_parameters=reference_parameters(config.hidden_size, config.num_hidden_layers,
+                                                        config.intermediate_size, config.vocab_size,
+                                                        config.max_seq_length),
+                    architecture={k: v for k, v in arch.items() if isinstance(v, (int, str)) and k != "architectures"})
+        return LaunchSpec(command=command, plan=plan, seed=config.seed)
+
+    def preflight(self, request: RunRequest, spec: LaunchSpec) -> list[str]:
+        if request.device != "cuda":
+            return []
+        import torch
+
+        if not torch.cuda.is_available():
+            return [f"--device cuda, but torch {torch.__version__} sees no CUDA device (a CPU build of torch, no "
+                    "GPU, or CUDA_VISIBLE_DEVICES hides it): install a CUDA build or use --device cpu"]
+        return []
