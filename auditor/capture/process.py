@@ -15,6 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
+from auditor.models.manifest import RunStatus
+
 # Signals that end a process from outside (a scheduler, the OOM killer, a user): the run was killed.
 _EXTERNAL = {signal.SIGKILL, signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGQUIT}
 _FORWARDED = (signal.SIGINT, signal.SIGTERM)
@@ -24,7 +26,7 @@ _FORWARDED = (signal.SIGINT, signal.SIGTERM)
 class ProcessResult:
     """How the child ended."""
 
-    status: str  # succeeded | failed | killed | interrupted
+    status: RunStatus
     exit_code: int | None
     signal: str | None
     wall_seconds: float
@@ -32,7 +34,7 @@ class ProcessResult:
     peak_rss_mib: float | None
 
 
-def classify(returncode: int, forwarded: int | None) -> tuple[str, int | None, str | None]:
+def classify(returncode: int, forwarded: int | None) -> tuple[RunStatus, int | None, str | None]:
     """(status, exit code, signal name) from a Popen return code and the signal we forwarded, if any."""
     if returncode == 0:
         return "succeeded", 0, None
