@@ -83,15 +83,13 @@ def verify(ctx: click.Context, run_dirs: tuple[Path, ...], fmt: str, output: Pat
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda", "tpu"]), default="auto", show_default=True)
 @click.option("--nproc-per-node", type=click.IntRange(1), default=1, show_default=True,
               help="Processes per node (torchrun).")
-@click.option("--sample-interval", type=click.FloatRange(0.05), default=1.0, show_default=True,
-              help="Seconds between NVML samples.")
 @click.option("--evidence-only", is_flag=True, help="Declare that this run only collects evidence (no code change).")
 @click.option("--capture-env", multiple=True, help="Also record environment variables with this prefix.")
 @click.option("--seed", type=int, help="Seed for the reference trainers.")
 @click.option("--force", is_flag=True, help="Run even when preflight says it will not work.")
 @click.argument("command", nargs=-1, type=click.UNPROCESSED)
 def run(runner: str, config: Path | None, out: Path | None, name: str | None, device: str, nproc_per_node: int,
-        sample_interval: float, evidence_only: bool, capture_env: tuple[str, ...], seed: int | None, force: bool,
+        evidence_only: bool, capture_env: tuple[str, ...], seed: int | None, force: bool,
         command: tuple[str, ...]) -> None:
     """Launch a training under capture (`-- CMD...`, or a runner's reference trainer), then verify the folder.
 
@@ -105,8 +103,10 @@ def run(runner: str, config: Path | None, out: Path | None, name: str | None, de
 
     if runner not in RUNNERS:
         raise AuditInputError(f"unknown runner {runner!r}; choose one of: {', '.join(RUNNERS)}")
+    if nproc_per_node > 1:
+        raise AuditInputError("--nproc-per-node > 1 (torchrun) is not built yet; run with one process per node")
     request = RunRequest(runner=runner, command=list(command), config=config, out=out, name=name, device=device,
-                         nproc_per_node=nproc_per_node, sample_interval=sample_interval, evidence_only=evidence_only,
+                         nproc_per_node=nproc_per_node, evidence_only=evidence_only,
                          capture_env=capture_env, force=force, seed=seed)
     folder, result = execute_run(request, get_runner(runner))
     report = execute(VerifyOptions(run_dirs=[folder]))

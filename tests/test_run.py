@@ -153,6 +153,8 @@ def test_folder_in_use_or_not_empty_is_refused(tmp_path: Path) -> None:
     (["--runner", "nope"], "unknown runner"),
     (["--runner", "command"], "needs the command"),
     (["--runner", "command", "--", "/no/such/program"], "cannot start"),
+    (["--runner", "pytorch", "--device", "tpu"], "TPUs need --runner jax"),
+    (["--runner", "command", "--nproc-per-node", "2", "--", "true"], "not built yet"),
 ])
 def test_runs_that_cannot_start_exit_2(tmp_path: Path, args: list[str], says: str) -> None:
     result = audit("run", "--out", tmp_path / "run", *args)
@@ -171,3 +173,13 @@ def test_secrets_are_redacted_from_command_and_env(tmp_path: Path) -> None:
     assert token not in text and "[REDACTED]" in text
     env = json.loads((out / "env_snapshot.json").read_text())["env"]
     assert env["HF_TOKEN"] == "[REDACTED]"
+
+
+def test_committed_example_folder_verifies() -> None:
+    """submission_runs/example_cpu_v1 was made by `audit run --runner pytorch --device cpu --name example_cpu_v1`."""
+    folder = ROOT / "submission_runs" / "example_cpu_v1"
+    data = manifest(folder)
+    assert data["runner"] == "pytorch" and data["outcome"]["status"] == "succeeded"
+    result = verify_json(folder, "--strict")
+    assert result.code == 0, result.stdout
+    assert result.status("training_completed") == "pass" and result.status("evidence_complete") == "pass"

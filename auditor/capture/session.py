@@ -49,7 +49,6 @@ class RunRequest:
     name: str | None = None
     device: str = "auto"
     nproc_per_node: int = 1
-    sample_interval: float = 1.0
     evidence_only: bool = False
     capture_env: tuple[str, ...] = ()
     force: bool = False

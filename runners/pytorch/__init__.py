@@ -44,6 +44,8 @@ class PytorchRunner(Runner):
         return LaunchSpec(command=command, plan=plan, seed=config.seed)
 
     def preflight(self, request: RunRequest, spec: LaunchSpec) -> list[str]:
+        if request.device == "tpu":
+            return ["--device tpu: the pytorch runner trains on cpu or cuda (TPUs need --runner jax)"]
         if request.device != "cuda":
             return []
         import torch
