@@ -406,26 +406,28 @@ def _read_range(path: Path, name: str, start: int, end: int) -> MetricsSeries:
     carry = b""
     with path.open("rb") as handle:
         line = 1
-        if start:  # number this range's lines after those before it
-            while handle.tell() < start:
-                line += handle.read(min(BLOCK_BYTES, start - handle.tell())).count(b"\n")
-        left = end - start
+        while handle.tell() < start:  # number this range's lines after those before it
+            skipped = handle.read(min(BLOCK_BYTES, start - handle.tell()))
+            if not skipped:
+                return series
+            line += skipped.count(b"\n")
+        left, first = end - start, start == 0
         while left > 0:
             data = handle.read(min(BLOCK_BYTES, left))
             if not data:
                 break
             left -= len(data)
+            if first:  # the file's first bytes: a UTF-8 BOM is not part of the first record
+                data, first = data.removeprefix(b"\xef\xbb\xbf"), False
             block = carry + data
             cut = block.rfind(b"\n") + 1
             if cut == 0:
                 carry = block
                 continue
             block, carry = block[:cut], block[cut:]
-            if start == 0 and line == 1:
-                block = block.removeprefix(b"\xef\xbb\xbf")
             line = _read_block(series, block, line)
     if carry:
-        _read_block(series, (carry.removeprefix(b"\xef\xbb\xbf") if start == 0 and line == 1 else carry) + b"\n", line)
+        _read_block(series, carry + b"\n", line)
     return series
 
 
