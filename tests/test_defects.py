@@ -18,6 +18,13 @@ def rewrite_metrics(run: Path, change) -> None:  # type: ignore[no-untyped-def]
     path.write_text("".join(json.dumps(r) + "\n" for r in change(records)))
 
 
+def rewrite_lines(path: Path, change) -> None:  # type: ignore[no-untyped-def]
+    """Apply `change(lines) -> None` (in place) to a text file's lines."""
+    lines = path.read_text().splitlines()
+    change(lines)
+    path.write_text("\n".join(lines) + "\n")
+
+
 def test_good_run_passes(run_dir: Path) -> None:
     result = verify_json(run_dir)
     assert result.code == 0, result.stdout
@@ -57,10 +64,10 @@ def test_flat_loss(run_dir: Path) -> None:
 
 
 def test_nan_loss(run_dir: Path) -> None:
-    path = run_dir / "training_output" / "metrics.jsonl"
-    lines = path.read_text().splitlines()
-    lines[5] = json.dumps({**json.loads(lines[5]), "loss": 0.0}).replace("0.0", "NaN", 1)
-    path.write_text("\n".join(lines) + "\n")
+    def nan_at_line_6(lines: list[str]) -> None:
+        lines[5] = json.dumps({**json.loads(lines[5]), "loss": 0.0}).replace("0.0", "NaN", 1)
+
+    rewrite_lines(run_dir / "training_output" / "metrics.jsonl", nan_at_line_6)
     result = verify_json(run_dir)
     gate = result.gate("loss_decreased")
     assert result.code == 1 and gate["status"] == "fail"
@@ -132,11 +139,11 @@ def test_short_predictions(run_dir: Path) -> None:
 
 
 def test_malformed_predictions(run_dir: Path) -> None:
-    path = run_dir / "predictions.jsonl"
-    lines = path.read_text().splitlines()
-    lines[2] = '{"id": 2, "prediction": ""}'
-    lines[4] = "not json at all"
-    path.write_text("\n".join(lines) + "\n")
+    def break_two(lines: list[str]) -> None:
+        lines[2] = '{"id": 2, "prediction": ""}'
+        lines[4] = "not json at all"
+
+    rewrite_lines(run_dir / "predictions.jsonl", break_two)
     result = verify_json(run_dir)
     gate = result.gate("evaluation_ran")
     assert result.code == 1 and gate["status"] == "fail"
@@ -155,10 +162,8 @@ def test_leaked_token(run_dir: Path) -> None:
 
 def test_token_inside_metrics_records(run_dir: Path) -> None:
     """metrics.jsonl is read by a fast path; a line it does not match is still scanned, at its own line."""
-    path = run_dir / "training_output" / "metrics.jsonl"
-    lines = path.read_text().splitlines()
-    lines.insert(3, json.dumps({"step": 3, "hub_token": "hf_" + "aB3dE5fG7hJ9kL1mN3pQ5rS7tU9vW1xY3z"}))
-    path.write_text("\n".join(lines) + "\n")
+    rewrite_lines(run_dir / "training_output" / "metrics.jsonl", lambda lines: lines.insert(
+        3, json.dumps({"step": 3, "hub_token": "hf_" + "aB3dE5fG7hJ9kL1mN3pQ5rS7tU9vW1xY3z"})))
     gate = verify_json(run_dir).gate("no_secrets")
     assert gate["status"] == "fail"
     assert gate["evidence"][0]["path"] == "training_output/metrics.jsonl" and gate["evidence"][0]["line"] == 4

@@ -326,14 +326,11 @@ def _slow_lines(series: MetricsSeries, text: bytes, first: int) -> int:
             if len(chunk) >= CHUNK_LINES:
                 _parse_chunk(series, chunk)
                 chunk = []
+            if series.other_bytes <= MAX_OTHER_BYTES:  # kept for the credential scan
+                series.other_lines.append((number, raw))
+                series.other_bytes += len(raw)
     if chunk:
         _parse_chunk(series, chunk)
-    for number, raw in enumerate(lines, start=first):
-        if series.other_bytes > MAX_OTHER_BYTES:
-            break
-        if raw.strip():
-            series.other_lines.append((number, raw))
-            series.other_bytes += len(raw)
     return first + len(lines)
 
 
