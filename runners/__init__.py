@@ -25,8 +25,10 @@ class Runner:
         """Problems that must stop the run before launch (empty: go)."""
         return []
 
-    def collect(self, request: RunRequest, spec: LaunchSpec, folder: Path) -> None:
-        """Framework evidence gathered after the child ended."""
+    def collect(self, request: RunRequest, spec: LaunchSpec, folder: Path) -> dict[str, Any]:
+        """Framework evidence gathered after the child ended; returns facts for env_snapshot.json (the plain
+        values also go into the manifest's environment). It may complete `spec.plan` from what the run recorded."""
+        return {}
 
 
 def plan_from_config(config: Path | None, device: str) -> Plan:
@@ -47,8 +49,21 @@ def plan_from_config(config: Path | None, device: str) -> Plan:
     return Plan(**fields, source=sources)
 
 
+def torch_device_problems(device: str) -> list[str]:
+    """Why torch cannot give the run the device it asked for (empty: it can). Imports torch only for cuda."""
+    if device != "cuda":
+        return []
+    import torch
+
+    if not torch.cuda.is_available():
+        return [f"--device cuda, but torch {torch.__version__} sees no CUDA device (a CPU build of torch, no "
+                "GPU, or CUDA_VISIBLE_DEVICES hides it): install a CUDA build or use --device cpu"]
+    return []
+
+
 RUNNERS: dict[str, str] = {
     "pytorch": "runners.pytorch:PytorchRunner",
+    "transformers": "runners.transformers:TransformersRunner",
     "command": "runners.command:CommandRunner",
 }
 

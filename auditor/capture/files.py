@@ -92,3 +92,27 @@ def pid_alive(pid: int) -> bool:
     except PermissionError:
         return True
     return True
+
+
+def link_tree(source: Path, target: Path) -> int:
+    """Bring the files under `source` into `target` (hard links where the filesystem allows, copies otherwise,
+    so a multi-GB checkpoint costs no second copy on one disk); returns how many files. Symlinks are skipped:
+    evidence holds files, not pointers out of the folder."""
+    count = 0
+    for path in sorted(source.rglob("*")):
+        if path.is_symlink() or not path.is_file():
+            continue
+        link_file(path, target / path.relative_to(source))
+        count += 1
+    return count
+
+
+def link_file(source: Path, dest: Path) -> None:
+    """A hard link to `source` at `dest`, or a copy where linking is not possible (another filesystem)."""
+    import shutil
+
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        os.link(source, dest)
+    except OSError:
+        shutil.copy2(source, dest)

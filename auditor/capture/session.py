@@ -184,8 +184,9 @@ def _run_locked(request: RunRequest, runner: Runner, spec: LaunchSpec, folder: P
         writer.write()
         raise AuditInputError(f"cannot start {spec.command[0]!r}: {exc.strerror or exc}") from None
     writer.stop_heartbeat()
-    runner.collect(request, spec, folder)
+    facts = runner.collect(request, spec, folder)
     env_doc = snapshot(interpreter_of(spec.command), env, request.capture_env)
+    env_doc.update(facts)
     env_doc["wrapper"] = {"python": sys.version.split()[0], "cpu_seconds": result.cpu_seconds,
                           "peak_rss_mib": result.peak_rss_mib}
     write_json_atomic(folder / "env_snapshot.json", env_doc)

@@ -60,7 +60,8 @@ def _from_json(data: dict[str, Any], facts: EnvFacts) -> None:
                             ("transformers", ("transformers",)), ("jax", ("jax", "jax_version")),
                             ("cuda", ("cuda", "cuda_version")), ("cuda_available", ("cuda_available",)),
                             ("driver", ("driver", "driver_version")), ("platform", ("platform",)),
-                            ("commit", ("commit",))):
+                            ("commit", ("commit",)), ("jax_backend", ("jax_backend",)),
+                            ("logging_nan_inf_filter", ("logging_nan_inf_filter",))):
             if leaf in names and fact not in facts.facts:
                 facts.facts[fact] = str(value)
         if leaf in ("gpu", "gpu_name", "device_name") and "gpu" not in facts.facts:

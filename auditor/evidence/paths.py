@@ -19,14 +19,17 @@ def contained_path(root: Path, relative: str) -> Path | None:
     if any(p == ".." for p in parts):
         return None
     candidate = root.joinpath(*[p for p in parts if p not in ("", ".")])
+    return candidate if is_within(candidate, root) else None
+
+
+def is_within(path: Path, root: Path) -> bool:
+    """Whether `path`, symlinks resolved, is `root` or lies under it."""
     try:
         real_root = os.path.realpath(root)
-        real = os.path.realpath(candidate)
+        real = os.path.realpath(path)
     except (OSError, RuntimeError):
-        return None
-    if real != real_root and not real.startswith(real_root + os.sep):
-        return None
-    return candidate
+        return False
+    return real == real_root or real.startswith(real_root.rstrip(os.sep) + os.sep)
 
 
 def relative_name(root: Path, path: Path) -> str:

@@ -25,9 +25,12 @@ def check(ev: RunEvidence, ctx: GateContext) -> GateResult:
                  f"({where(series.path, line)}): training diverged", ref(series.path, line))
     if series.grad_nonfinite_count:
         line, value = series.grad_nonfinite[0]
+        nan_filter = ev.env_fact("logging_nan_inf_filter")
+        why = (f"logging_nan_inf_filter is on ({where(nan_filter[1], nan_filter[2])}), so the logged losses hide it"
+               if nan_filter and nan_filter[0].lower() in ("true", "1") else
+               "HF's logging_nan_inf_filter can hide NaN losses")
         return R("fail", f"{series.grad_nonfinite_count} non-finite grad_norm value(s); first: {value} at "
-                 f"{where(series.path, line)} (HF's logging_nan_inf_filter can hide NaN losses)",
-                 ref(series.path, line))
+                 f"{where(series.path, line)}: training diverged ({why})", ref(series.path, line))
     n = series.count
     if n < 2:
         return R("warn", f"only one loss value logged ({series.losses[0]:g}): a decrease cannot be shown",

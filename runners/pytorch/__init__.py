@@ -6,7 +6,7 @@ import sys
 
 from auditor.capture.session import LaunchSpec, RunRequest
 from auditor.models import Plan
-from runners import Runner, plan_from_config
+from runners import Runner, plan_from_config, torch_device_problems
 
 
 def reference_parameters(hidden: int, layers: int, ff: int, vocab: int, positions: int) -> int:
@@ -30,7 +30,8 @@ class PytorchRunner(Runner):
         config = load_config(request.config, request.device)
         if request.seed is not None:
             config.seed = request.seed
-        command = [sys.executable, "-m", "runners.pytorch.reference", "--device", config.device]
+        command = [sys.executable, "-m", "runners.pytorch.reference", "--device", config.device,
+                   "--seed", str(config.seed)]
         if request.config is not None:
             command += ["--config", str(request.config)]
         arch = config.model_config()
@@ -46,11 +47,4 @@ class PytorchRunner(Runner):
     def preflight(self, request: RunRequest, spec: LaunchSpec) -> list[str]:
         if request.device == "tpu":
             return ["--device tpu: the pytorch runner trains on cpu or cuda (TPUs need --runner jax)"]
-        if request.device != "cuda":
-            return []
-        import torch
-
-        if not torch.cuda.is_available():
-            return [f"--device cuda, but torch {torch.__version__} sees no CUDA device (a CPU build of torch, no "
-                    "GPU, or CUDA_VISIBLE_DEVICES hides it): install a CUDA build or use --device cpu"]
-        return []
+        return torch_device_problems(request.device)

@@ -57,7 +57,12 @@ class ReferenceConfig:
 
 def load_config(path: Path | None, device: str | None) -> ReferenceConfig:
     """Defaults, overridden by a YAML file's keys (flat or under training/model/eval) and --device."""
-    config = ReferenceConfig()
+    return override(ReferenceConfig(), path, device)
+
+
+def override(config: Any, path: Path | None, device: str | None) -> Any:
+    """A reference config dataclass with a YAML file's keys (flat or under training/model/eval) and --device
+    applied; each value takes the type of the default it replaces."""
     if path is not None:
         import yaml
 
@@ -68,7 +73,7 @@ def load_config(path: Path | None, device: str | None) -> ReferenceConfig:
                 flat.update(data[section])
         flat.update({k: v for k, v in data.items() if not isinstance(v, dict)})
         flat.setdefault("eval_examples", flat.get("num_examples"))
-        known = {f.name: f.type for f in fields(ReferenceConfig)}
+        known = {f.name for f in fields(config)}
         for key, value in flat.items():
             if key in known and value is not None:
                 setattr(config, key, type(getattr(config, key))(value))
@@ -133,8 +138,11 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--config", type=Path)
     parser.add_argument("--device", choices=["auto", "cpu", "cuda"])
+    parser.add_argument("--seed", type=int)
     args = parser.parse_args(argv)
     config = load_config(args.config, args.device)
+    if args.seed is not None:
+        config.seed = args.seed
 
     import torch
     from torch.nn import functional as F
