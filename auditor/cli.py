@@ -75,12 +75,13 @@ def verify(ctx: click.Context, run_dirs: tuple[Path, ...], fmt: str, output: Pat
 
 
 @cli.command(context_settings={"ignore_unknown_options": True})
-@click.option("--runner", required=True, help="pytorch, command (see `runners/`).")
+@click.option("--runner", required=True, help="pytorch, transformers, jax or command (see `runners/`).")
 @click.option("--config", type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="The run's config YAML (copied into the folder; its plan keys are recorded).")
 @click.option("--out", type=click.Path(path_type=Path), help="Run folder (must be new or empty).")
 @click.option("--name", help="Run id: the folder is submission_runs/<name>/.")
-@click.option("--device", type=click.Choice(["auto", "cpu", "cuda", "tpu"]), default="auto", show_default=True)
+@click.option("--device", type=click.Choice(["auto", "cpu", "cuda", "gpu", "tpu"]), default="auto",
+              show_default=True, help="Device the run must use (gpu = cuda); a missing one stops it before launch.")
 @click.option("--nproc-per-node", type=click.IntRange(1), default=1, show_default=True,
               help="Processes per node (torchrun).")
 @click.option("--evidence-only", is_flag=True, help="Declare that this run only collects evidence (no code change).")
@@ -105,6 +106,7 @@ def run(runner: str, config: Path | None, out: Path | None, name: str | None, de
         raise AuditInputError(f"unknown runner {runner!r}; choose one of: {', '.join(RUNNERS)}")
     if nproc_per_node > 1:
         raise AuditInputError("--nproc-per-node > 1 (torchrun) is not built yet; run with one process per node")
+    device = "cuda" if device == "gpu" else device
     request = RunRequest(runner=runner, command=list(command), config=config, out=out, name=name, device=device,
                          nproc_per_node=nproc_per_node, evidence_only=evidence_only,
                          capture_env=capture_env, force=force, seed=seed)

@@ -64,6 +64,7 @@ def torch_device_problems(device: str) -> list[str]:
 RUNNERS: dict[str, str] = {
     "pytorch": "runners.pytorch:PytorchRunner",
     "transformers": "runners.transformers:TransformersRunner",
+    "jax": "runners.jax:JaxRunner",
     "command": "runners.command:CommandRunner",
 }
 
