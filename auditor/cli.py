@@ -83,7 +83,7 @@ def verify(ctx: click.Context, run_dirs: tuple[Path, ...], fmt: str, output: Pat
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda", "gpu", "tpu"]), default="auto",
               show_default=True, help="Device the run must use (gpu = cuda); a missing one stops it before launch.")
 @click.option("--nproc-per-node", type=click.IntRange(1), default=1, show_default=True,
-              help="Processes per node (torchrun).")
+              help="Processes per node: >1 launches through torchrun (gloo on CPU, NCCL on GPUs).")
 @click.option("--evidence-only", is_flag=True, help="Declare that this run only collects evidence (no code change).")
 @click.option("--capture-env", multiple=True, help="Also record environment variables with this prefix.")
 @click.option("--seed", type=int, help="Seed for the reference trainers.")
@@ -104,8 +104,6 @@ def run(runner: str, config: Path | None, out: Path | None, name: str | None, de
 
     if runner not in RUNNERS:
         raise AuditInputError(f"unknown runner {runner!r}; choose one of: {', '.join(RUNNERS)}")
-    if nproc_per_node > 1:
-        raise AuditInputError("--nproc-per-node > 1 (torchrun) is not built yet; run with one process per node")
     device = "cuda" if device == "gpu" else device
     request = RunRequest(runner=runner, command=list(command), config=config, out=out, name=name, device=device,
                          nproc_per_node=nproc_per_node, evidence_only=evidence_only,

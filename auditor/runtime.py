@@ -7,8 +7,10 @@
     save_to(runtime.checkpoint_dir(step=100)); save_to(runtime.final_model_dir())
 
 Under `audit run` the run folder comes from $AUDITOR_RUN_DIR; every line is flushed as it is written, so a run
-that is killed keeps everything it logged. Outside `audit run` the helper writes under ./audit_output/. It
-imports no framework and costs one JSON encode and one write per call (bench/bench_run.py measures it).
+that is killed keeps everything it logged. Under torchrun, rank 0 writes the files above and every other rank R
+writes its own ranks/metrics.rankR.jsonl and ranks/predictions.rankR.jsonl (so no two processes share a file).
+Outside `audit run` the helper writes under ./audit_output/. It imports no framework and costs one JSON encode and
+one write per call (bench/bench_run.py measures it).
 """
 
 from __future__ import annotations
@@ -23,11 +25,20 @@ METRICS = "training_output/metrics.jsonl"
 PREDICTIONS = "predictions.jsonl"
 
 
-class Recorder:
-    """Appends metrics and prediction records to one run folder."""
+def rank_file(kind: str, rank: int) -> str:
+    """Where rank `rank` writes `kind` ("metrics" or "predictions"), relative to the run folder."""
+    if rank > 0:
+        return f"ranks/{kind}.rank{rank}.jsonl"
+    return METRICS if kind == "metrics" else PREDICTIONS
 
-    def __init__(self, run_dir: Path) -> None:
+
+class Recorder:
+    """Appends metrics and prediction records to one run folder (per-rank files under torchrun)."""
+
+    def __init__(self, run_dir: Path, rank: int = 0) -> None:
         self.run_dir = run_dir
+        self.rank = rank
+        self.last_step: int | None = None
         self._files: dict[str, IO[str]] = {}
 
     def _write(self, rel: str, record: dict[str, Any]) -> None:
@@ -41,16 +52,17 @@ class Recorder:
 
     def log_metrics(self, step: int, **values: Any) -> None:
         """One training record: {"step": N, "loss": ..., ...} (the HF on_log shape)."""
-        self._write(METRICS, {"step": int(step), **{k: _plain(v) for k, v in values.items()}})
+        self.last_step = int(step)
+        self._write(rank_file("metrics", self.rank), {"step": int(step), **{k: _plain(v) for k, v in values.items()}})
 
     def log_final(self, **values: Any) -> None:
         """The end-of-training record: train_runtime, train_samples_per_second, train_steps_per_second,
         train_loss (the run average), total_flos, step, epoch."""
-        self._write(METRICS, {k: _plain(v) for k, v in values.items()})
+        self._write(rank_file("metrics", self.rank), {k: _plain(v) for k, v in values.items()})
 
     def log_prediction(self, **record: Any) -> None:
         """One evaluation example: an id, the input, and the model's `prediction` text."""
-        self._write(PREDICTIONS, {k: _plain(v) for k, v in record.items()})
+        self._write(rank_file("predictions", self.rank), {k: _plain(v) for k, v in record.items()})
 
     def checkpoint_dir(self, step: int) -> Path:
         """training_output/checkpoints/checkpoint-N/ (created)."""
@@ -87,7 +99,8 @@ def recorder() -> Recorder:
     global _RECORDER
     run_dir = Path(os.environ.get(ENV_RUN_DIR) or "audit_output")
     if _RECORDER is None or _RECORDER.run_dir != run_dir:
-        _RECORDER = Recorder(run_dir)
+        rank = os.environ.get("RANK", "0")
+        _RECORDER = Recorder(run_dir, int(rank) if rank.isdigit() else 0)
     return _RECORDER
 
 

@@ -16,6 +16,7 @@ class Runner:
     """The adapter interface (the defaults suit a plain command)."""
 
     name = "base"
+    supports_torchrun = True  # --nproc-per-node N launches the (Python) command through torchrun
 
     def build(self, request: RunRequest) -> LaunchSpec:
         """The command to launch, its environment additions and the plan."""

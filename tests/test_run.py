@@ -154,7 +154,7 @@ def test_folder_in_use_or_not_empty_is_refused(tmp_path: Path) -> None:
     (["--runner", "command"], "needs the command"),
     (["--runner", "command", "--", "/no/such/program"], "cannot start"),
     (["--runner", "pytorch", "--device", "tpu"], "TPUs need --runner jax"),
-    (["--runner", "command", "--nproc-per-node", "2", "--", "true"], "not built yet"),
+    (["--runner", "command", "--nproc-per-node", "2", "--", "true"], "needs a Python command"),
 ])
 def test_runs_that_cannot_start_exit_2(tmp_path: Path, args: list[str], says: str) -> None:
     result = audit("run", "--out", tmp_path / "run", *args)

@@ -22,6 +22,7 @@ from auditor.capture.environment import interpreter_of, snapshot
 from auditor.capture.files import FolderLock, utc_now, write_json_atomic
 from auditor.capture.git import capture_git
 from auditor.capture.process import ProcessResult, run_child
+from auditor.capture.torchrun import python_target, tidy_rank_logs, torchrun_command
 from auditor.errors import AuditInputError
 from auditor.evidence.digests import sha256_files
 from auditor.evidence.secrets import redact
@@ -143,6 +144,11 @@ def execute_run(request: RunRequest, runner: Runner, echo: Any = None) -> tuple[
     (exit 2) for problems found before launch: a used folder, a failed preflight, a command that cannot start."""
     folder = run_folder(request)
     spec = runner.build(request)
+    if request.nproc_per_node > 1:
+        if not runner.supports_torchrun:
+            raise AuditInputError(f"--nproc-per-node: the {runner.name} runner does not launch through torchrun "
+                                  "(JAX starts its own processes); drop the option")
+        python_target(spec.command)
     problems = runner.preflight(request, spec)
     if problems and not request.force:
         raise AuditInputError("preflight: " + "; ".join(problems) + " (--force runs anyway)")
@@ -162,9 +168,12 @@ def _run_locked(request: RunRequest, runner: Runner, spec: LaunchSpec, folder: P
         config_rel = f"{run_id}_config{request.config.suffix or '.yaml'}"
         shutil.copyfile(request.config, folder / config_rel)
     git = capture_git(Path.cwd(), folder)
+    command = spec.command
+    if request.nproc_per_node > 1:
+        command = torchrun_command(spec.command, request.nproc_per_node, folder)
     started = utc_now()
     manifest = RunManifest(
-        run_id=run_id, created_at=started, runner=request.runner, command=[redact(c) for c in spec.command],
+        run_id=run_id, created_at=started, runner=request.runner, command=[redact(c) for c in command],
         config_path=config_rel, evidence_only=request.evidence_only, seed=spec.seed, plan=spec.plan,
         outcome=Outcome(status="running", started_at=started, heartbeat_at=started, host=socket.gethostname(),
                         wrapper_pid=os.getpid()),
@@ -175,21 +184,24 @@ def _run_locked(request: RunRequest, runner: Runner, spec: LaunchSpec, folder: P
     writer.start_heartbeat()
     env = {**os.environ, **spec.env, ENV_RUN_DIR: str(folder.resolve()), "PYTHONUNBUFFERED": "1"}
     try:
-        result = run_child(spec.command, env, Path.cwd(), folder / LOG,
+        result = run_child(command, env, Path.cwd(), folder / LOG,
                            echo=echo if echo is not None else sys.stdout.buffer)
     except OSError as exc:
         writer.stop_heartbeat()
         manifest.outcome = Outcome(status="failed", started_at=started, ended_at=utc_now(),
                                    host=manifest.outcome.host, wrapper_pid=os.getpid())
         writer.write()
-        raise AuditInputError(f"cannot start {spec.command[0]!r}: {exc.strerror or exc}") from None
+        raise AuditInputError(f"cannot start {command[0]!r}: {exc.strerror or exc}") from None
     writer.stop_heartbeat()
+    tidy_rank_logs(folder)
     facts = runner.collect(request, spec, folder)
     env_doc = snapshot(interpreter_of(spec.command), env, request.capture_env)
     env_doc.update(facts)
     env_doc["wrapper"] = {"python": sys.version.split()[0], "cpu_seconds": result.cpu_seconds,
                           "peak_rss_mib": result.peak_rss_mib}
     write_json_atomic(folder / "env_snapshot.json", env_doc)
+    env_doc["world_size"] = request.nproc_per_node
+    env_doc["launcher"] = "torchrun" if request.nproc_per_node > 1 else "direct"
     manifest.environment = {k: v for k, v in env_doc.items() if isinstance(v, (str, int, float, bool))}
     manifest.outcome = Outcome(status=result.status, exit_code=result.exit_code, signal=result.signal,
                                started_at=started, ended_at=utc_now(), heartbeat_at=utc_now(),

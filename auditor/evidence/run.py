@@ -35,6 +35,7 @@ if TYPE_CHECKING:  # parsers for optional evidence are imported when a folder ha
     from auditor.evidence.envsnap import EnvFacts
     from auditor.evidence.nvsmi import GpuSnapshot, SampleStats
     from auditor.evidence.predictions import Predictions
+    from auditor.evidence.ranks import RankRecord
 
 _DEVICE_FLAG = re.compile(r"--device[= ]+['\"]?(cuda|gpu|tpu|cpu)\b", re.I)
 RUN_FOLDER_MARKERS = (
@@ -363,6 +364,13 @@ class RunEvidence:
             return parse_nvml_json(self.root / name, name)
         doc = self.text(name)
         return parse_nvidia_smi(doc.lines, name) if doc else None
+
+    @cached_property
+    def ranks(self) -> list[RankRecord]:
+        """Per-rank records of a torchrun launch (empty for a single-process run)."""
+        from auditor.evidence.ranks import rank_files, read_rank
+
+        return [read_rank(self.root / name, name) for name in rank_files(self.files)]
 
     @cached_property
     def gpu_samples(self) -> SampleStats | None:

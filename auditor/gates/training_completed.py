@@ -6,6 +6,7 @@ import socket
 from datetime import datetime, timezone
 
 from auditor.capture.files import pid_alive
+from auditor.evidence.ranks import RankRecord
 from auditor.evidence.run import RunEvidence
 from auditor.gates.base import GateContext, Results, gate, ref, where
 from auditor.models import EvidenceRef, GateResult
@@ -31,6 +32,44 @@ def _age_seconds(stamp: str | None) -> float | None:
     return (datetime.now(timezone.utc) - when).total_seconds()
 
 
+def _blame(rank: RankRecord) -> int:
+    """Root cause first: a rank that exited with its own error, then one killed outright, then the ranks
+    torchrun stopped with SIGTERM because another failed."""
+    if rank.status == "exited" and rank.exit_code not in (0, 143):
+        return 0
+    return 1 if rank.status != "exited" else 2
+
+
+def _rank_problem(ev: RunEvidence) -> GateResult | None:
+    """Under torchrun every rank must have started and exited 0, and a rank that logged steps must have logged
+    as far as the plan; the world size comes from the manifest, else from the rank records themselves."""
+    ranks = ev.ranks
+    manifest = ev.run_manifest
+    recorded = manifest.environment.get("world_size") if manifest is not None else None
+    world = recorded if isinstance(recorded, int) and not isinstance(recorded, bool) else None
+    if world is None:
+        world = max((r.world_size or 0 for r in ranks), default=0)
+    if world <= 1 and not ranks:
+        return None
+    missing = sorted(set(range(world)) - {r.rank for r in ranks})
+    if missing:
+        return R("fail", f"{world} ranks launched but rank(s) {', '.join(map(str, missing))} left no record under "
+                 "ranks/: they never started the training", ref("run_manifest.json"))
+    for rank in sorted(ranks, key=_blame):
+        if rank.status != "exited":
+            return R("fail", f"rank {rank.rank} never recorded its exit ({rank.path} says {rank.status!r}): it was "
+                     "killed or crashed hard", ref(rank.path))
+        if rank.exit_code != 0:
+            error = f": {rank.error}" if rank.error else ""
+            return R("fail", f"rank {rank.rank} exited {rank.exit_code}{error} ({rank.path})", ref(rank.path))
+    planned = ev.plan.max_steps
+    short = [r for r in ranks if planned is not None and r.last_step is not None and r.last_step < planned]
+    if short:
+        return R("fail", f"rank {short[0].rank} logged up to step {short[0].last_step} of {planned} planned "
+                 f"({short[0].path}): it stopped taking part", ref(short[0].path))
+    return None
+
+
 @gate("training_completed",
       "the planned end was reached: planned steps in metrics, exit 0 where recorded, final record present")
 def check(ev: RunEvidence, ctx: GateContext) -> GateResult:
@@ -48,8 +87,19 @@ def check(ev: RunEvidence, ctx: GateContext) -> GateResult:
         if out.status != "succeeded" or (out.exit_code not in (0, None)):
             detail = f"exit code {out.exit_code}" if out.exit_code is not None else "no exit code"
             signal = f", signal {out.signal}" if out.signal else ""
-            return R("fail", f"run ended '{out.status}' ({detail}{signal}) per run_manifest.json",
-                     ref("run_manifest.json"))
+            failed = sorted((r for r in ev.ranks if r.status != "exited" or r.exit_code != 0), key=_blame)
+            rank = ""
+            if failed:
+                first = failed[0]
+                end = (f"exited {first.exit_code}" + (f": {first.error}" if first.error else "")
+                       if first.status == "exited" else "never recorded its exit (killed?)")
+                rank = f"; rank {first.rank} {end} ({first.path})"
+            return R("fail", f"run ended '{out.status}' ({detail}{signal}) per run_manifest.json{rank}",
+                     ref("run_manifest.json"), *([ref(failed[0].path)] if failed else []))
+    problem = _rank_problem(ev)
+    if problem is not None:
+        return problem
+    ranks = f"; all {len(ev.ranks)} ranks exited 0" if ev.ranks else ""
     plan = ev.plan
     reached = ev.evidence_max_step
     series = ev.metrics
@@ -66,7 +116,7 @@ def check(ev: RunEvidence, ctx: GateContext) -> GateResult:
         if reached < planned_steps:
             return R("fail", f"planned {planned_steps} steps ({source}), evidence reaches step {reached}: "
                      "training stopped early", ref(source), *evidence)
-        return R("pass", f"reached step {reached} of {planned_steps} planned", ref(source), *evidence)
+        return R("pass", f"reached step {reached} of {planned_steps} planned{ranks}", ref(source), *evidence)
     if plan.num_epochs is not None:
         source = plan.source.get("num_epochs", "plan")
         epochs = [e for e in (s.max_epoch for s in ev.metrics_sources) if e is not None]

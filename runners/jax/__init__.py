@@ -43,6 +43,7 @@ class JaxRunner(Runner):
     """With no command, `python -m runners.jax.reference`; with one, that command under JAX_PLATFORMS."""
 
     name = "jax"
+    supports_torchrun = False
 
     def build(self, request: RunRequest) -> LaunchSpec:
         env = {"JAX_PLATFORMS": PLATFORMS[request.device]} if request.device in PLATFORMS else {}

@@ -144,11 +144,14 @@ def main(argv: list[str] | None = None) -> int:
     if args.seed is not None:
         config.seed = args.seed
 
+    import os
+
     import torch
     from torch.nn import functional as F
 
     from auditor import runtime
 
+    world, rank = int(os.environ.get("WORLD_SIZE", "1")), int(os.environ.get("RANK", "0"))
     random.seed(config.seed)
     torch.manual_seed(config.seed)
     torch.use_deterministic_algorithms(True, warn_only=True)
@@ -157,6 +160,14 @@ def main(argv: list[str] | None = None) -> int:
         print("Error: --device cuda but torch.cuda.is_available() is False (a CPU build of torch, or no GPU)")
         return 2
     device = torch.device("cuda" if config.device == "cuda" or (config.device == "auto" and cuda) else "cpu")
+    if world > 1:  # torchrun: data parallel, one process per device (gloo on CPU, NCCL on GPUs)
+        import torch.distributed as dist
+
+        if device.type == "cuda":
+            device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+            torch.cuda.set_device(device)
+        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+        print(f"rank {rank} of {world}: process group {dist.get_backend()} on {device}", flush=True)
     bf16 = device.type == "cuda" and torch.cuda.is_bf16_supported()
     print(f"device: {device.type}" + (f" ({torch.cuda.get_device_name(device)})" if device.type == "cuda" else "")
           + f", dtype: {'bfloat16 autocast' if bf16 else 'float32'}, torch {torch.__version__}", flush=True)
@@ -164,8 +175,12 @@ def main(argv: list[str] | None = None) -> int:
     data = torch.tensor(list(CORPUS.read_bytes()), dtype=torch.long)
     split = int(len(data) * 0.9)
     train, held_out = data[:split], data[split:]
-    model = build_model(config).to(device)
-    params = sum(p.numel() for p in model.parameters())
+    core = build_model(config).to(device)
+    model = core
+    if world > 1:
+        model = torch.nn.parallel.DistributedDataParallel(core, device_ids=[device.index] if device.type == "cuda"
+                                                          else None)
+    params = sum(p.numel() for p in core.parameters())
     print(f"model: {params:,} parameters, config {json.dumps(config.model_config())}", flush=True)
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay)
 
@@ -175,7 +190,7 @@ def main(argv: list[str] | None = None) -> int:
         progress = (step - config.warmup_steps) / max(1, config.max_steps - config.warmup_steps)
         return config.learning_rate * 0.5 * (1 + math.cos(math.pi * progress))
 
-    generator = torch.Generator().manual_seed(config.seed)
+    generator = torch.Generator().manual_seed(config.seed + 1000 * rank)  # each rank its own batches
     seq = config.max_seq_length
     losses: list[float] = []
     start = time.perf_counter()
@@ -193,23 +208,32 @@ def main(argv: list[str] | None = None) -> int:
         optimizer.step()
         losses.append(loss.item())
         if step % config.logging_steps == 0 or step == config.max_steps:
-            epoch = step * config.batch_size * seq / len(train)
+            if world > 1:  # the logged loss is the mean over ranks; every rank logs at the same steps
+                mean = loss.detach().clone()
+                dist.all_reduce(mean)
+                losses[-1] = mean.item() / world
+            epoch = step * config.batch_size * world * seq / len(train)
             runtime.log_metrics(step, loss=round(losses[-1], 6), grad_norm=round(float(grad_norm), 6),
                                 learning_rate=lr_at(step - 1), epoch=round(epoch, 4))
             print(f"step {step}/{config.max_steps} loss {losses[-1]:.4f} grad_norm {float(grad_norm):.3f} "
                   f"lr {lr_at(step - 1):.2e}", flush=True)
-        if step % config.save_steps == 0 and step < config.max_steps:
-            save_checkpoint(model, config, runtime.checkpoint_dir(step))
+        if step % config.save_steps == 0 and step < config.max_steps and rank == 0:
+            save_checkpoint(core, config, runtime.checkpoint_dir(step))
     runtime_s = time.perf_counter() - start
-    save_checkpoint(model, config, runtime.final_model_dir())
-    tokens = config.max_steps * config.batch_size * seq
+    if world > 1:
+        dist.barrier()
+        dist.destroy_process_group()
+    tokens = config.max_steps * config.batch_size * world * seq
     runtime.log_final(step=config.max_steps, epoch=round(tokens / len(train), 4), train_runtime=round(runtime_s, 3),
-                      train_samples_per_second=round(config.max_steps * config.batch_size / runtime_s, 3),
+                      train_samples_per_second=round(config.max_steps * config.batch_size * world / runtime_s, 3),
                       train_steps_per_second=round(config.max_steps / runtime_s, 3),
                       train_tokens_per_second=round(tokens / runtime_s, 1), total_flos=float(6 * params * tokens),
                       train_loss=round(sum(losses) / len(losses), 6))
     print(f"trained {config.max_steps} steps in {runtime_s:.1f}s; final loss {losses[-1]:.4f}", flush=True)
-
+    if rank > 0:
+        return 0  # rank 0 saves the model and evaluates
+    save_checkpoint(core, config, runtime.final_model_dir())
+    model = core
     model.eval()
     half = config.generate_tokens
     span = max(1, len(held_out) - 2 * half)
