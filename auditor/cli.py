@@ -84,13 +84,15 @@ def verify(ctx: click.Context, run_dirs: tuple[Path, ...], fmt: str, output: Pat
               show_default=True, help="Device the run must use (gpu = cuda); a missing one stops it before launch.")
 @click.option("--nproc-per-node", type=click.IntRange(1), default=1, show_default=True,
               help="Processes per node: >1 launches through torchrun (gloo on CPU, NCCL on GPUs).")
+@click.option("--sample-interval", type=click.FloatRange(min=0.05), default=1.0, show_default=True,
+              help="Seconds between NVML samples of every GPU (taken in this process, not the training's).")
 @click.option("--evidence-only", is_flag=True, help="Declare that this run only collects evidence (no code change).")
 @click.option("--capture-env", multiple=True, help="Also record environment variables with this prefix.")
 @click.option("--seed", type=int, help="Seed for the reference trainers.")
 @click.option("--force", is_flag=True, help="Run even when preflight says it will not work.")
 @click.argument("command", nargs=-1, type=click.UNPROCESSED)
 def run(runner: str, config: Path | None, out: Path | None, name: str | None, device: str, nproc_per_node: int,
-        evidence_only: bool, capture_env: tuple[str, ...], seed: int | None, force: bool,
+        sample_interval: float, evidence_only: bool, capture_env: tuple[str, ...], seed: int | None, force: bool,
         command: tuple[str, ...]) -> None:
     """Launch a training under capture (`-- CMD...`, or a runner's reference trainer), then verify the folder.
 
@@ -107,7 +109,7 @@ def run(runner: str, config: Path | None, out: Path | None, name: str | None, de
     device = "cuda" if device == "gpu" else device
     request = RunRequest(runner=runner, command=list(command), config=config, out=out, name=name, device=device,
                          nproc_per_node=nproc_per_node, evidence_only=evidence_only,
-                         capture_env=capture_env, force=force, seed=seed)
+                         capture_env=capture_env, force=force, seed=seed, sample_interval=sample_interval)
     folder, result = execute_run(request, get_runner(runner))
     report = execute(VerifyOptions(run_dirs=[folder]))
     color = sys.stdout.isatty() and "NO_COLOR" not in os.environ

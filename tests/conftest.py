@@ -82,3 +82,19 @@ def audit(*args: str | Path, env: dict[str, str] | None = None) -> CliResult:
 def verify_json(path: Path, *args: str) -> CliResult:
     """`audit verify PATH --format json ...`."""
     return audit("verify", path, "--format", "json", *args)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """`gpu` tests run only where torch sees a CUDA device (torch is imported only when such tests exist)."""
+    gpu_items = [item for item in items if item.get_closest_marker("gpu")]
+    if not gpu_items:
+        return
+    try:
+        import torch
+
+        reason = None if torch.cuda.is_available() else f"no CUDA device (torch {torch.__version__})"
+    except ImportError:
+        reason = "torch is not installed"
+    if reason:
+        for item in gpu_items:
+            item.add_marker(pytest.mark.skip(reason=f"gpu test: {reason}"))

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 from auditor.capture.environment import interpreter_of, snapshot
 from auditor.capture.files import FolderLock, utc_now, write_json_atomic
 from auditor.capture.git import capture_git
+from auditor.capture.gpu import start_capture
 from auditor.capture.process import ProcessResult, run_child
 from auditor.capture.torchrun import python_target, tidy_rank_logs, torchrun_command
 from auditor.errors import AuditInputError
@@ -54,6 +55,7 @@ class RunRequest:
     capture_env: tuple[str, ...] = ()
     force: bool = False
     seed: int | None = None
+    sample_interval: float = 1.0
 
 
 @dataclass
@@ -183,20 +185,27 @@ def _run_locked(request: RunRequest, runner: Runner, spec: LaunchSpec, folder: P
     writer.write()
     writer.start_heartbeat()
     env = {**os.environ, **spec.env, ENV_RUN_DIR: str(folder.resolve()), "PYTHONUNBUFFERED": "1"}
+    sampler, gpu_facts = start_capture(folder, request.sample_interval)
     try:
         result = run_child(command, env, Path.cwd(), folder / LOG,
-                           echo=echo if echo is not None else sys.stdout.buffer)
+                           echo=echo if echo is not None else sys.stdout.buffer,
+                           on_start=sampler.start if sampler is not None else None)
     except OSError as exc:
+        if sampler is not None:
+            sampler.stop()
         writer.stop_heartbeat()
         manifest.outcome = Outcome(status="failed", started_at=started, ended_at=utc_now(),
                                    host=manifest.outcome.host, wrapper_pid=os.getpid())
         writer.write()
         raise AuditInputError(f"cannot start {command[0]!r}: {exc.strerror or exc}") from None
+    if sampler is not None:
+        gpu_facts["nvml_sampler"] = sampler.stop()
     writer.stop_heartbeat()
     tidy_rank_logs(folder)
     facts = runner.collect(request, spec, folder)
     env_doc = snapshot(interpreter_of(spec.command), env, request.capture_env)
     env_doc.update(facts)
+    env_doc.update(gpu_facts)
     env_doc["wrapper"] = {"python": sys.version.split()[0], "cpu_seconds": result.cpu_seconds,
                           "peak_rss_mib": result.peak_rss_mib}
     write_json_atomic(folder / "env_snapshot.json", env_doc)

@@ -129,14 +129,20 @@ class SampleStats:
 
     path: str
     samples: int = 0
+    devices: set[int] = field(default_factory=set)
     max_utilization: float = 0.0
+    mean_utilization: float = 0.0
     max_process_memory_mib: float = 0.0
+    max_memory_used_mib: float = 0.0
+    max_power_w: float = 0.0
     bad_lines: int = 0
 
 
 def read_gpu_samples(path: Path, name: str) -> SampleStats:
-    """Aggregate NVML samples: peak utilisation and peak memory held by the run's processes."""
+    """Aggregate NVML samples (one line per device per round): peak and mean utilisation, peak memory held by
+    the run's processes, peak device memory and power."""
     stats = SampleStats(path=name)
+    util_sum, util_count = 0.0, 0
     with path.open("rb") as handle:
         for raw in handle:
             if not raw.strip():
@@ -150,9 +156,20 @@ def read_gpu_samples(path: Path, name: str) -> SampleStats:
                 stats.bad_lines += 1
                 continue
             stats.samples += 1
-            util, mem = sample.get("utilization_gpu"), sample.get("process_memory_mib")
-            if isinstance(util, (int, float)):
-                stats.max_utilization = max(stats.max_utilization, float(util))
-            if isinstance(mem, (int, float)):
-                stats.max_process_memory_mib = max(stats.max_process_memory_mib, float(mem))
+            if isinstance(sample.get("gpu"), int):
+                stats.devices.add(sample["gpu"])
+            util = _number(sample.get("utilization_gpu"))
+            if util is not None:
+                stats.max_utilization = max(stats.max_utilization, util)
+                util_sum, util_count = util_sum + util, util_count + 1
+            for attr, key in (("max_process_memory_mib", "process_memory_mib"),
+                              ("max_memory_used_mib", "memory_used_mib"), ("max_power_w", "power_w")):
+                value = _number(sample.get(key))
+                if value is not None and value > getattr(stats, attr):
+                    setattr(stats, attr, value)
+    stats.mean_utilization = util_sum / util_count if util_count else 0.0
     return stats
+
+
+def _number(value: Any) -> float | None:
+    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
