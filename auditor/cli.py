@@ -84,6 +84,7 @@ def verify(ctx: click.Context, run_dirs: tuple[Path, ...], fmt: str, output: Pat
               show_default=True, help="Device the run must use (gpu = cuda); a missing one stops it before launch.")
 @click.option("--nproc-per-node", type=click.IntRange(1), default=1, show_default=True,
               help="Processes per node: >1 launches through torchrun (gloo on CPU, NCCL on GPUs).")
+@click.option("--device-memory", help="Memory of one device for the fit check, e.g. 16GiB (default: NVML).")
 @click.option("--sample-interval", type=click.FloatRange(min=0.05), default=1.0, show_default=True,
               help="Seconds between NVML samples of every GPU (taken in this process, not the training's).")
 @click.option("--evidence-only", is_flag=True, help="Declare that this run only collects evidence (no code change).")
@@ -92,7 +93,8 @@ def verify(ctx: click.Context, run_dirs: tuple[Path, ...], fmt: str, output: Pat
 @click.option("--force", is_flag=True, help="Run even when preflight says it will not work.")
 @click.argument("command", nargs=-1, type=click.UNPROCESSED)
 def run(runner: str, config: Path | None, out: Path | None, name: str | None, device: str, nproc_per_node: int,
-        sample_interval: float, evidence_only: bool, capture_env: tuple[str, ...], seed: int | None, force: bool,
+        device_memory: str | None, sample_interval: float, evidence_only: bool, capture_env: tuple[str, ...],
+        seed: int | None, force: bool,
         command: tuple[str, ...]) -> None:
     """Launch a training under capture (`-- CMD...`, or a runner's reference trainer), then verify the folder.
 
@@ -109,7 +111,8 @@ def run(runner: str, config: Path | None, out: Path | None, name: str | None, de
     device = "cuda" if device == "gpu" else device
     request = RunRequest(runner=runner, command=list(command), config=config, out=out, name=name, device=device,
                          nproc_per_node=nproc_per_node, evidence_only=evidence_only,
-                         capture_env=capture_env, force=force, seed=seed, sample_interval=sample_interval)
+                         capture_env=capture_env, force=force, seed=seed, sample_interval=sample_interval,
+                         device_memory=device_memory)
     folder, result = execute_run(request, get_runner(runner))
     report = execute(VerifyOptions(run_dirs=[folder]))
     color = sys.stdout.isatty() and "NO_COLOR" not in os.environ
@@ -117,6 +120,63 @@ def run(runner: str, config: Path | None, out: Path | None, name: str | None, de
     detail = f"exit {result.exit_code}" if result.exit_code is not None else f"signal {result.signal}"
     click.echo(f"training {result.status} ({detail}) in {result.wall_seconds:.1f}s; evidence in {folder}")
     sys.exit(1 if result.status != "succeeded" else exit_code(report, False))
+
+
+@cli.command()
+@click.option("--config", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="The run's config YAML (model: architecture, training: batch/seq/dtype/optimizer).")
+@click.option("--model-config", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="A HuggingFace config.json with the architecture.")
+@click.option("--device", type=click.Choice(["cuda", "gpu", "tpu", "cpu"]), default="cuda", show_default=True)
+@click.option("--device-memory", help="Memory of one device, e.g. 16GiB (default: NVML's figure for GPU 0).")
+@click.option("--batch-size", type=click.IntRange(1), help="Per-device batch size.")
+@click.option("--seq-len", type=click.IntRange(1), help="Sequence length.")
+@click.option("--dtype", type=click.Choice(["fp32", "bf16", "fp16"]), help="Storage dtype of weights and gradients.")
+@click.option("--mixed-precision", is_flag=True, help="fp32 master weights with 16-bit activations.")
+@click.option("--optimizer", type=click.Choice(["adamw", "adafactor", "sgd", "sgd_momentum"]))
+@click.option("--gradient-checkpointing", is_flag=True)
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
+def preflight(config: Path | None, model_config: Path | None, device: str, device_memory: str | None,
+              batch_size: int | None, seq_len: int | None, dtype: str | None, mixed_precision: bool,
+              optimizer: str | None, gradient_checkpointing: bool, fmt: str) -> None:
+    """Will the model fit? Memory estimate for full fine-tuning against one device.
+
+    Exit 0 when it fits (or device memory is unknown), 1 when it does not, 2 for bad input."""
+    import json as json_module
+
+    from auditor import preflight as fit
+    from auditor.errors import AuditInputError
+    from runners import plan_from_config
+
+    device = "cuda" if device == "gpu" else device
+    plan = plan_from_config(config, "auto")
+    architecture = dict(plan.architecture)
+    if model_config is not None:
+        try:
+            architecture.update(json_module.loads(model_config.read_text(encoding="utf-8")))
+        except (OSError, ValueError) as exc:
+            raise AuditInputError(f"{model_config}: not a JSON config ({exc})") from None
+    try:
+        shape = fit.ModelShape.from_config(architecture)
+    except (KeyError, TypeError, ValueError) as exc:
+        raise AuditInputError(f"no architecture to size: {exc} is missing; give --model-config config.json or a "
+                              "`model:` section with HuggingFace key names in --config") from None
+    opts = fit.options_from_plan(plan, device)
+    for name, value in (("batch_size", batch_size), ("seq_len", seq_len), ("dtype", dtype), ("optimizer", optimizer)):
+        if value is not None:
+            setattr(opts, name, value)
+    opts.mixed_precision = mixed_precision or opts.mixed_precision
+    opts.gradient_checkpointing = gradient_checkpointing or opts.gradient_checkpointing
+    try:
+        est = fit.estimate(shape, opts, fit.device_memory(device, device_memory))
+    except ValueError as exc:
+        raise AuditInputError(f"--device-memory: {exc}") from None
+    if fmt == "json":
+        click.echo(json_module.dumps({"parameters": est.parameters, "components": est.components, "total": est.total,
+                                      "device_bytes": est.device_bytes, "fits": est.fits, "note": est.note}, indent=2))
+    else:
+        click.echo(fit.render(est, shape, opts, "exact, from tensor shapes"), nl=False)
+    sys.exit(1 if est.fits is False else 0)
 
 
 @cli.command()

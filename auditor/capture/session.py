@@ -56,6 +56,7 @@ class RunRequest:
     force: bool = False
     seed: int | None = None
     sample_interval: float = 1.0
+    device_memory: str | None = None
 
 
 @dataclass
@@ -152,6 +153,18 @@ def execute_run(request: RunRequest, runner: Runner, echo: Any = None) -> tuple[
                                   "(JAX starts its own processes); drop the option")
         python_target(spec.command)
     problems = runner.preflight(request, spec)
+    device = spec.plan.device or request.device
+    if device in ("cuda", "tpu"):
+        from auditor.preflight import parse_size, plan_fit
+
+        if request.device_memory:
+            try:
+                parse_size(request.device_memory)
+            except ValueError as exc:
+                raise AuditInputError(f"--device-memory: {exc}") from None
+        problem = plan_fit(spec.plan, device, request.device_memory)
+        if problem:
+            problems.append(problem)
     if problems and not request.force:
         raise AuditInputError("preflight: " + "; ".join(problems) + " (--force runs anyway)")
     folder.mkdir(parents=True, exist_ok=True)
