@@ -85,6 +85,8 @@ def verify(ctx: click.Context, run_dirs: tuple[Path, ...], fmt: str, output: Pat
 @click.option("--nproc-per-node", type=click.IntRange(1), default=1, show_default=True,
               help="Processes per node: >1 launches through torchrun (gloo on CPU, NCCL on GPUs).")
 @click.option("--device-memory", help="Memory of one device for the fit check, e.g. 16GiB (default: NVML).")
+@click.option("--metrics-regex", help="command runner: a regex with (?P<step>..) and (?P<loss>..) groups that "
+              "reads metrics from the log lines.")
 @click.option("--sample-interval", type=click.FloatRange(min=0.05), default=1.0, show_default=True,
               help="Seconds between NVML samples of every GPU (taken in this process, not the training's).")
 @click.option("--evidence-only", is_flag=True, help="Declare that this run only collects evidence (no code change).")
@@ -93,9 +95,8 @@ def verify(ctx: click.Context, run_dirs: tuple[Path, ...], fmt: str, output: Pat
 @click.option("--force", is_flag=True, help="Run even when preflight says it will not work.")
 @click.argument("command", nargs=-1, type=click.UNPROCESSED)
 def run(runner: str, config: Path | None, out: Path | None, name: str | None, device: str, nproc_per_node: int,
-        device_memory: str | None, sample_interval: float, evidence_only: bool, capture_env: tuple[str, ...],
-        seed: int | None, force: bool,
-        command: tuple[str, ...]) -> None:
+        device_memory: str | None, metrics_regex: str | None, sample_interval: float, evidence_only: bool,
+        capture_env: tuple[str, ...], seed: int | None, force: bool, command: tuple[str, ...]) -> None:
     """Launch a training under capture (`-- CMD...`, or a runner's reference trainer), then verify the folder.
 
     Exit 0 when training succeeded and every gate passes, 1 when training failed or a gate failed, 2 when the
@@ -112,7 +113,7 @@ def run(runner: str, config: Path | None, out: Path | None, name: str | None, de
     request = RunRequest(runner=runner, command=list(command), config=config, out=out, name=name, device=device,
                          nproc_per_node=nproc_per_node, evidence_only=evidence_only,
                          capture_env=capture_env, force=force, seed=seed, sample_interval=sample_interval,
-                         device_memory=device_memory)
+                         device_memory=device_memory, metrics_regex=metrics_regex)
     folder, result = execute_run(request, get_runner(runner))
     report = execute(VerifyOptions(run_dirs=[folder]))
     color = sys.stdout.isatty() and "NO_COLOR" not in os.environ

@@ -183,3 +183,19 @@ def test_committed_example_folder_verifies() -> None:
     result = verify_json(folder, "--strict")
     assert result.code == 0, result.stdout
     assert result.status("training_completed") == "pass" and result.status("evidence_complete") == "pass"
+
+
+def test_metrics_regex_reads_the_log(tmp_path: Path) -> None:
+    config = tmp_path / "config.yaml"
+    config.write_text("training:\n  max_steps: 20\n")
+    code = "for s in range(1, 21): print(f'it {s} | loss={3.0 / s:.4f} | tok/s 812.5', flush=True)"
+    folder = tmp_path / "run"
+    result = audit("run", "--runner", "command", "--config", config, "--out", folder,
+                   "--metrics-regex", r"it (?P<step>\d+) \| loss=(?P<loss>[0-9.]+) \| tok/s (?P<tokens_per_s>[0-9.]+)",
+                   "--", sys.executable, "-c", code)
+    records = [json.loads(line) for line in (folder / "training_output" / "metrics.jsonl").read_text().splitlines()]
+    assert len(records) == 20 and records[3] == {"step": 4, "loss": 0.75, "tokens_per_s": 812.5}
+    report = verify_json(folder)
+    assert report.status("training_completed") == "pass" and report.status("loss_decreased") == "pass", result.stdout
+    bad = audit("run", "--runner", "command", "--metrics-regex", "loss (", "--out", tmp_path / "x", "--", "true")
+    assert bad.code == 2 and "not a valid regex" in bad.stderr

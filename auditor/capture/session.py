@@ -57,6 +57,7 @@ class RunRequest:
     seed: int | None = None
     sample_interval: float = 1.0
     device_memory: str | None = None
+    metrics_regex: str | None = None
 
 
 @dataclass
