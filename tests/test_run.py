@@ -199,3 +199,25 @@ def test_metrics_regex_reads_the_log(tmp_path: Path) -> None:
     assert report.status("training_completed") == "pass" and report.status("loss_decreased") == "pass", result.stdout
     bad = audit("run", "--runner", "command", "--metrics-regex", "loss (", "--out", tmp_path / "x", "--", "true")
     assert bad.code == 2 and "not a valid regex" in bad.stderr
+
+
+def test_status_line_on_a_terminal(tmp_path: Path) -> None:
+    """Through a real pseudo-terminal: the status line shows the step of the plan and the last loss."""
+    import pty
+
+    config = tmp_path / "config.yaml"
+    config.write_text("training:\n  max_steps: 5\n")
+    train = script(tmp_path, "time.sleep(1.5)\n")
+    master, slave = pty.openpty()
+    proc = subprocess.Popen([sys.executable, "-m", "auditor", "run", "--runner", "command", "--config", str(config),
+                             "--out", str(tmp_path / "run"), "--", sys.executable, str(train)],
+                            stdin=slave, stdout=slave, stderr=slave, cwd=ROOT, close_fds=True)
+    os.close(slave)
+    chunks = []
+    with contextlib.suppress(OSError):  # EIO once the child side closes
+        while data := os.read(master, 65536):
+            chunks.append(data)
+    os.close(master)
+    proc.wait(timeout=120)
+    screen = b"".join(chunks).decode("utf-8", "replace")
+    assert "step 5/5 · loss 0.6000" in screen and "\x1b[2K" in screen

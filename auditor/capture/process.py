@@ -13,13 +13,21 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO
+from typing import Protocol
 
 from auditor.models.manifest import RunStatus
 
 # Signals that end a process from outside (a scheduler, the OOM killer, a user): the run was killed.
 _EXTERNAL = {signal.SIGKILL, signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGQUIT}
 _FORWARDED = (signal.SIGINT, signal.SIGTERM)
+
+
+class Echo(Protocol):
+    """Where the child's output is echoed: the terminal's byte stream, or the status line wrapping it."""
+
+    def write(self, data: bytes, /) -> int: ...
+
+    def flush(self) -> None: ...
 
 
 @dataclass
@@ -51,7 +59,7 @@ def classify(returncode: int, forwarded: int | None) -> tuple[RunStatus, int | N
     return "failed", None, sig.name  # SIGSEGV, SIGABRT, SIGBUS...: the program crashed
 
 
-def run_child(cmd: list[str], env: dict[str, str], cwd: Path, log_path: Path, *, echo: IO[bytes] | None = None,
+def run_child(cmd: list[str], env: dict[str, str], cwd: Path, log_path: Path, *, echo: Echo | None = None,
               on_output: Callable[[bytes], None] | None = None, on_start: Callable[[int], None] | None = None,
               ) -> ProcessResult:
     """Run `cmd` in its own process group, tee its merged stdout/stderr into `log_path` (appending, flushed as

@@ -28,7 +28,7 @@ from auditor.errors import AuditInputError
 from auditor.evidence.digests import sha256_files
 from auditor.evidence.secrets import redact
 from auditor.models import Artifact, GitInfo, Outcome, Plan, RunManifest
-from auditor.runtime import ENV_RUN_DIR
+from auditor.runtime import ENV_RUN_DIR, METRICS
 from auditor.schemas import to_jsonable
 
 if TYPE_CHECKING:
@@ -200,18 +200,27 @@ def _run_locked(request: RunRequest, runner: Runner, spec: LaunchSpec, folder: P
     writer.start_heartbeat()
     env = {**os.environ, **spec.env, ENV_RUN_DIR: str(folder.resolve()), "PYTHONUNBUFFERED": "1"}
     sampler, gpu_facts = start_capture(folder, request.sample_interval)
+    status = None
+    if echo is None and sys.stdout.isatty():
+        from auditor.capture.status import StatusLine
+
+        status = StatusLine(sys.stdout.buffer, folder / METRICS, spec.plan.max_steps)
     try:
         result = run_child(command, env, Path.cwd(), folder / LOG,
-                           echo=echo if echo is not None else sys.stdout.buffer,
+                           echo=echo or status or sys.stdout.buffer,
                            on_start=sampler.start if sampler is not None else None)
     except OSError as exc:
         if sampler is not None:
             sampler.stop()
+        if status is not None:
+            status.close()
         writer.stop_heartbeat()
         manifest.outcome = Outcome(status="failed", started_at=started, ended_at=utc_now(),
                                    host=manifest.outcome.host, wrapper_pid=os.getpid())
         writer.write()
         raise AuditInputError(f"cannot start {command[0]!r}: {exc.strerror or exc}") from None
+    if status is not None:
+        status.close()
     if sampler is not None:
         gpu_facts["nvml_sampler"] = sampler.stop()
     writer.stop_heartbeat()
