@@ -38,26 +38,39 @@ def selected_env(env: dict[str, str], prefixes: tuple[str, ...] = ()) -> dict[st
     return {k: redact_env(k, v) for k, v in sorted(env.items()) if k.startswith(wanted) or k in ENV_NAMES}
 
 
-def probe(python: str, env: dict[str, str]) -> dict[str, Any]:
-    """Run the standalone probe under the training's interpreter; on failure, say why instead of guessing."""
+def start_probe(python: str, env: dict[str, str]) -> subprocess.Popen[str] | str:
+    """Start the standalone probe under the training's interpreter, at the lowest CPU priority, beside the
+    training (importing the frameworks takes seconds that must not be added to the run); or why it could not."""
     script = Path(__file__).with_name("probe.py")
+    nice = shutil.which("nice")
     try:
-        done = subprocess.run([python, str(script)], env=env, capture_output=True, text=True,
-                              timeout=PROBE_TIMEOUT_S, check=False)
-    except (OSError, subprocess.TimeoutExpired) as exc:
-        return {"probe_error": f"{type(exc).__name__}: {exc}"[:300]}
+        return subprocess.Popen([*([nice, "-n", "19"] if nice else []), python, str(script)], env=env,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True)
+    except OSError as exc:
+        return f"{type(exc).__name__}: {exc}"[:300]
+
+
+def finish_probe(proc: subprocess.Popen[str] | str) -> dict[str, Any]:
+    """The probe's facts; on failure, say why instead of guessing."""
+    if isinstance(proc, str):
+        return {"probe_error": proc}
     try:
-        data = json.loads(done.stdout.strip().splitlines()[-1]) if done.stdout.strip() else None
+        out, err = proc.communicate(timeout=PROBE_TIMEOUT_S)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.communicate()
+        return {"probe_error": f"the probe did not answer within {PROBE_TIMEOUT_S}s"}
+    try:
+        data = json.loads(out.strip().splitlines()[-1]) if out.strip() else None
     except ValueError:
         data = None
     if not isinstance(data, dict):
-        return {"probe_error": f"exit {done.returncode}: {done.stderr.strip()[-300:]}"}
+        return {"probe_error": f"exit {proc.returncode}: {err.strip()[-300:]}"}
     return data
 
 
-def snapshot(python: str, env: dict[str, str], prefixes: tuple[str, ...] = ()) -> dict[str, Any]:
-    """The env_snapshot.json document."""
-    facts = probe(python, env)
+def snapshot(facts: dict[str, Any], env: dict[str, str], prefixes: tuple[str, ...] = ()) -> dict[str, Any]:
+    """The env_snapshot.json document: the probe's facts, the host, and the selected environment variables."""
     facts["host"] = platform.node()
     facts["cpu_count"] = os.cpu_count()
     facts["env"] = selected_env(env, prefixes)

@@ -12,13 +12,14 @@ import os
 import re
 import shutil
 import socket
+import subprocess
 import sys
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from auditor.capture.environment import interpreter_of, snapshot
+from auditor.capture.environment import finish_probe, interpreter_of, snapshot, start_probe
 from auditor.capture.files import FolderLock, utc_now, write_json_atomic
 from auditor.capture.git import capture_git
 from auditor.capture.gpu import start_capture
@@ -200,15 +201,21 @@ def _run_locked(request: RunRequest, runner: Runner, spec: LaunchSpec, folder: P
     writer.start_heartbeat()
     env = {**os.environ, **spec.env, ENV_RUN_DIR: str(folder.resolve()), "PYTHONUNBUFFERED": "1"}
     sampler, gpu_facts = start_capture(folder, request.sample_interval)
+    probe: list[subprocess.Popen[str] | str] = []
+
+    def on_start(pid: int) -> None:
+        if sampler is not None:
+            sampler.start(pid)
+        probe.append(start_probe(interpreter_of(spec.command), env))
+
     status = None
     if echo is None and sys.stdout.isatty():
         from auditor.capture.status import StatusLine
 
         status = StatusLine(sys.stdout.buffer, folder / METRICS, spec.plan.max_steps)
     try:
-        result = run_child(command, env, Path.cwd(), folder / LOG,
-                           echo=echo or status or sys.stdout.buffer,
-                           on_start=sampler.start if sampler is not None else None)
+        result = run_child(command, env, Path.cwd(), folder / LOG, echo=echo or status or sys.stdout.buffer,
+                           on_start=on_start)
     except OSError as exc:
         if sampler is not None:
             sampler.stop()
@@ -226,7 +233,8 @@ def _run_locked(request: RunRequest, runner: Runner, spec: LaunchSpec, folder: P
     writer.stop_heartbeat()
     tidy_rank_logs(folder)
     facts = runner.collect(request, spec, folder)
-    env_doc = snapshot(interpreter_of(spec.command), env, request.capture_env)
+    env_doc = snapshot(finish_probe(probe[0]) if probe else {"probe_error": "the training never started"}, env,
+                       request.capture_env)
     env_doc.update(facts)
     env_doc.update(gpu_facts)
     env_doc["wrapper"] = {"python": sys.version.split()[0], "cpu_seconds": result.cpu_seconds,
