@@ -4,6 +4,7 @@ collects framework-specific evidence after the run. One registry; frameworks are
 from __future__ import annotations
 
 import importlib
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -48,6 +49,20 @@ def plan_from_config(config: Path | None, device: str) -> Plan:
         fields["device"] = normalize_device(device)
         sources["device"] = "--device"
     return Plan(**fields, source=sources)
+
+
+def reference_command(module: str, request: RunRequest, seed: int, *extra: str) -> list[str]:
+    """`python -m <module> --seed N [extra] [--config F]`: how every reference trainer is launched."""
+    command = [sys.executable, "-m", module, "--seed", str(seed), *extra]
+    if request.config is not None:
+        command += ["--config", str(request.config)]
+    return command
+
+
+def user_command(request: RunRequest, env: dict[str, str] | None = None) -> LaunchSpec:
+    """The user's own command as given, with the plan its config YAML declares."""
+    return LaunchSpec(command=list(request.command), env=env or {},
+                      plan=plan_from_config(request.config, request.device), seed=request.seed)
 
 
 def torch_device_problems(device: str) -> list[str]:

@@ -21,10 +21,10 @@ def test_reference_trainer_run_verifies(tmp_path: Path) -> None:
     result = audit("run", "--runner", "transformers", "--device", "cpu", "--out", folder)
     assert result.code == 0, result.stdout[-3000:] + result.stderr
     data = manifest(folder)
-    assert data["outcome"]["status"] == "succeeded" and data["plan"]["max_steps"] == 150
+    assert data["outcome"]["status"] == "succeeded" and data["plan"]["max_steps"] == 300
     env = json.loads((folder / "env_snapshot.json").read_text())
     assert env["logging_nan_inf_filter"] is False and env["transformers"]
-    assert (folder / "training_output" / "checkpoints" / "checkpoint-150" / "trainer_state.json").is_file()
+    assert (folder / "training_output" / "checkpoints" / "checkpoint-300" / "trainer_state.json").is_file()
     report = verify_json(folder, "--strict")
     assert report.code == 0 and report.failing() == set()
     for gate_id in ("training_completed", "loss_decreased", "checkpoint_saved", "evaluation_ran",

@@ -11,14 +11,12 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 from auditor.capture.environment import interpreter_of
 from auditor.capture.session import LaunchSpec, RunRequest
-from auditor.models import Plan
-from runners import Runner, plan_from_config
+from runners import Runner, plan_from_config, reference_command, user_command
 
 DEVICE_PROBE = Path(__file__).with_name("devices.py")
 RUN_FILE = "training_output/jax_run.json"
@@ -48,25 +46,15 @@ class JaxRunner(Runner):
     def build(self, request: RunRequest) -> LaunchSpec:
         env = {"JAX_PLATFORMS": PLATFORMS[request.device]} if request.device in PLATFORMS else {}
         if request.command:
-            return LaunchSpec(command=list(request.command), env=env,
-                              plan=plan_from_config(request.config, request.device), seed=request.seed)
-        from runners.pytorch import reference_parameters
+            return user_command(request, env)
+        from runners.pytorch import reference_plan
         from runners.pytorch.reference import ReferenceConfig, override
 
         config = override(ReferenceConfig(), request.config, None)
         if request.seed is not None:
             config.seed = request.seed
-        command = [sys.executable, "-m", "runners.jax.reference", "--seed", str(config.seed)]
-        if request.config is not None:
-            command += ["--config", str(request.config)]
-        arch = config.model_config()
-        plan = Plan(max_steps=config.max_steps, device=plan_from_config(None, request.device).device,
-                    batch_size=config.batch_size, max_seq_length=config.max_seq_length, optimizer="adamw",
-                    eval_examples=config.eval_examples, model_name="reference-decoder-jax",
-                    num_parameters=reference_parameters(config.hidden_size, config.num_hidden_layers,
-                                                        config.intermediate_size, config.vocab_size,
-                                                        config.max_seq_length),
-                    architecture={k: v for k, v in arch.items() if isinstance(v, (int, str)) and k != "architectures"})
+        command = reference_command("runners.jax.reference", request, config.seed)
+        plan = reference_plan(config, plan_from_config(None, request.device).device, "reference-decoder-jax")
         return LaunchSpec(command=command, env=env, plan=plan, seed=config.seed)
 
     def preflight(self, request: RunRequest, spec: LaunchSpec) -> list[str]:

@@ -8,14 +8,12 @@ TPU or GPU is an error, never a silent fall-back to CPU). Seeded: CPU runs repea
 
 from __future__ import annotations
 
-import argparse
 import json
 import time
-from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from runners.pytorch.reference import CORPUS, ReferenceConfig, override
+from runners.pytorch.reference import CORPUS, ReferenceConfig, evaluate, reference_args
 
 RUN_FILE = "training_output/jax_run.json"
 
@@ -86,13 +84,7 @@ def save_checkpoint(params: dict[str, Any], config: ReferenceConfig, directory: 
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--config", type=Path)
-    parser.add_argument("--seed", type=int)
-    args = parser.parse_args(argv)
-    config = override(ReferenceConfig(), args.config, None)
-    if args.seed is not None:
-        config.seed = args.seed
+    config = reference_args(argv, __doc__ or "", devices=False)
 
     import jax
     import jax.numpy as jnp
@@ -162,28 +154,17 @@ def main(argv: list[str] | None = None) -> int:
     print(f"trained {config.max_steps} steps in {runtime_s:.1f}s; final loss {losses[-1]:.4f}", flush=True)
 
     logits_of = jax.jit(lambda p, ids: forward(p, ids, config))
-    half = config.generate_tokens
-    span = max(1, len(held_out) - 2 * half)
-    eval_losses = []
-    for i in range(config.eval_examples):
-        offset = i * span // max(1, config.eval_examples)
-        window = jnp.asarray(held_out[offset: offset + 2 * half])[None]
-        eval_losses.append(float(loss_fn(params, window)))
-        ids = [int(t) for t in held_out[offset: offset + half]]
-        for _ in range(half):  # a fixed-width window, padded on the right: one compiled shape, causal = exact
+
+    def score(prompt: list[int], reference: list[int]) -> tuple[float, list[int]]:
+        loss = float(loss_fn(params, jnp.asarray([prompt + reference])))
+        ids = list(prompt)
+        for _ in range(config.generate_tokens):  # a fixed-width window padded on the right: one compiled shape
             context = ids[-seq:]
             logits = logits_of(params, jnp.asarray(context + [0] * (seq - len(context)))[None])
             ids.append(int(jnp.argmax(logits[0, len(context) - 1])))
-        runtime.log_prediction(id=i, prompt=bytes(ids[:half]).decode("utf-8", errors="replace"),
-                               reference=bytes(held_out[offset + half: offset + 2 * half].tolist()).decode(
-                                   "utf-8", errors="replace"),
-                               prediction=bytes(ids[half:]).decode("utf-8", errors="replace"),
-                               loss=round(eval_losses[-1], 6))
-    eval_loss = sum(eval_losses) / len(eval_losses)
-    print(f"eval: {config.eval_examples} examples, mean loss {eval_loss:.4f}", flush=True)
-    (runtime.run_dir() / "eval_log.txt").write_text(
-        f"examples: {config.eval_examples}\neval_loss: {eval_loss:.6f}\nconfig: {json.dumps(asdict(config))}\n",
-        encoding="utf-8")
+        return loss, ids[len(prompt):]
+
+    evaluate(config, held_out.tolist(), score)
     return 0
 
 

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import sys
-
 from auditor.capture.session import LaunchSpec, RunRequest
 from auditor.models import Plan
-from runners import Runner, plan_from_config, torch_device_problems
+from runners import Runner, reference_command, torch_device_problems, user_command
+from runners.pytorch.reference import ReferenceConfig, load_config
 
 
 def reference_parameters(hidden: int, layers: int, ff: int, vocab: int, positions: int) -> int:
@@ -16,6 +15,18 @@ def reference_parameters(hidden: int, layers: int, ff: int, vocab: int, position
     return vocab * hidden + positions * hidden + layers * block + 2 * hidden
 
 
+def reference_plan(config: ReferenceConfig, device: str | None, model_name: str) -> Plan:
+    """What the reference decoder (pytorch or jax) sets out to do, with its exact parameter count."""
+    arch = config.model_config()
+    return Plan(max_steps=config.max_steps, device=device, batch_size=config.batch_size,
+                max_seq_length=config.max_seq_length, optimizer="adamw", eval_examples=config.eval_examples,
+                model_name=model_name,
+                num_parameters=reference_parameters(config.hidden_size, config.num_hidden_layers,
+                                                    config.intermediate_size, config.vocab_size,
+                                                    config.max_seq_length),
+                architecture={k: v for k, v in arch.items() if isinstance(v, (int, str)) and k != "architectures"})
+
+
 class PytorchRunner(Runner):
     """With no command, `python -m runners.pytorch.reference`; with one, that command."""
 
@@ -23,25 +34,12 @@ class PytorchRunner(Runner):
 
     def build(self, request: RunRequest) -> LaunchSpec:
         if request.command:
-            return LaunchSpec(command=list(request.command), plan=plan_from_config(request.config, request.device),
-                              seed=request.seed)
-        from runners.pytorch.reference import load_config
-
+            return user_command(request)
         config = load_config(request.config, request.device)
         if request.seed is not None:
             config.seed = request.seed
-        command = [sys.executable, "-m", "runners.pytorch.reference", "--device", config.device,
-                   "--seed", str(config.seed)]
-        if request.config is not None:
-            command += ["--config", str(request.config)]
-        arch = config.model_config()
-        plan = Plan(max_steps=config.max_steps, device=None if config.device == "auto" else config.device,
-                    batch_size=config.batch_size, max_seq_length=config.max_seq_length, optimizer="adamw",
-                    eval_examples=config.eval_examples, model_name="reference-decoder",
-                    num_parameters=reference_parameters(config.hidden_size, config.num_hidden_layers,
-                                                        config.intermediate_size, config.vocab_size,
-                                                        config.max_seq_length),
-                    architecture={k: v for k, v in arch.items() if isinstance(v, (int, str)) and k != "architectures"})
+        command = reference_command("runners.pytorch.reference", request, config.seed, "--device", config.device)
+        plan = reference_plan(config, None if config.device == "auto" else config.device, "reference-decoder")
         return LaunchSpec(command=command, plan=plan, seed=config.seed)
 
     def preflight(self, request: RunRequest, spec: LaunchSpec) -> list[str]:

@@ -13,6 +13,7 @@ import json
 import math
 import random
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
@@ -134,15 +135,47 @@ def save_checkpoint(model: Any, config: ReferenceConfig, directory: Path) -> Non
     (directory / "config.json").write_text(json.dumps(config.model_config(), indent=2) + "\n", encoding="utf-8")
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def evaluate(config: ReferenceConfig, held_out: list[int], score: Callable[[list[int], list[int]],
+                                                                     tuple[float, list[int]]]) -> None:
+    """The evaluation every reference trainer shares: `eval_examples` windows of held-out text, each a prompt
+    and its reference continuation; `score(prompt, reference)` returns the model's loss on the whole window and
+    the ids it generates greedily after the prompt. Writes predictions.jsonl and eval_log.txt (run folder)."""
+    from auditor import runtime
+
+    half = config.generate_tokens
+    span = max(1, len(held_out) - 2 * half)
+    losses = []
+    for i in range(config.eval_examples):
+        offset = i * span // max(1, config.eval_examples)
+        prompt, reference = held_out[offset: offset + half], held_out[offset + half: offset + 2 * half]
+        loss, generated = score(prompt, reference)
+        losses.append(loss)
+        runtime.log_prediction(id=i, prompt=bytes(prompt).decode("utf-8", errors="replace"),
+                               reference=bytes(reference).decode("utf-8", errors="replace"),
+                               prediction=bytes(generated).decode("utf-8", errors="replace"), loss=round(loss, 6))
+    mean = sum(losses) / len(losses)
+    print(f"eval: {config.eval_examples} examples, mean loss {mean:.4f}", flush=True)
+    (runtime.run_dir() / "eval_log.txt").write_text(
+        f"examples: {config.eval_examples}\neval_loss: {mean:.6f}\nconfig: {json.dumps(asdict(config))}\n",
+        encoding="utf-8")
+
+
+def reference_args(argv: list[str] | None, doc: str, devices: bool = True) -> ReferenceConfig:
+    """The command line every reference trainer takes: --config F, --seed N and (torch ones) --device."""
+    parser = argparse.ArgumentParser(description=doc.splitlines()[0])
     parser.add_argument("--config", type=Path)
-    parser.add_argument("--device", choices=["auto", "cpu", "cuda"])
+    if devices:
+        parser.add_argument("--device", choices=["auto", "cpu", "cuda"])
     parser.add_argument("--seed", type=int)
     args = parser.parse_args(argv)
-    config = load_config(args.config, args.device)
+    config = load_config(args.config, getattr(args, "device", None))
     if args.seed is not None:
         config.seed = args.seed
+    return config
+
+
+def main(argv: list[str] | None = None) -> int:
+    config = reference_args(argv, __doc__ or "")
 
     import os
 
@@ -233,30 +266,18 @@ def main(argv: list[str] | None = None) -> int:
     if rank > 0:
         return 0  # rank 0 saves the model and evaluates
     save_checkpoint(core, config, runtime.final_model_dir())
-    model = core
-    model.eval()
-    half = config.generate_tokens
-    span = max(1, len(held_out) - 2 * half)
-    eval_losses = []
-    with torch.no_grad():
-        for i in range(config.eval_examples):
-            offset = i * span // max(1, config.eval_examples)
-            prompt = held_out[offset: offset + half]
-            reference = held_out[offset + half: offset + 2 * half]
-            window = held_out[offset: offset + 2 * half].unsqueeze(0).to(device)
-            logits = model(window[:, :-1]).float()
-            eval_losses.append(F.cross_entropy(logits[0], window[0, 1:]).item())
-            ids = prompt.unsqueeze(0).to(device)
-            for _ in range(half):
-                ids = torch.cat([ids, model(ids[:, -seq:])[:, -1].argmax(-1, keepdim=True)], dim=1)
-            text = bytes(ids[0, half:].tolist()).decode("utf-8", errors="replace")
-            runtime.log_prediction(id=i, prompt=bytes(prompt.tolist()).decode("utf-8", errors="replace"),
-                                   reference=bytes(reference.tolist()).decode("utf-8", errors="replace"),
-                                   prediction=text, loss=round(eval_losses[-1], 6))
-    print(f"eval: {config.eval_examples} examples, mean loss {sum(eval_losses) / len(eval_losses):.4f}", flush=True)
-    (runtime.run_dir() / "eval_log.txt").write_text(
-        f"examples: {config.eval_examples}\neval_loss: {sum(eval_losses) / len(eval_losses):.6f}\n"
-        f"config: {json.dumps(asdict(config))}\n", encoding="utf-8")
+    core.eval()
+
+    def score(prompt: list[int], reference: list[int]) -> tuple[float, list[int]]:
+        with torch.no_grad():
+            window = torch.tensor([prompt + reference], device=device)
+            loss = F.cross_entropy(core(window[:, :-1]).float()[0], window[0, 1:]).item()
+            ids = torch.tensor([prompt], device=device)
+            for _ in range(config.generate_tokens):
+                ids = torch.cat([ids, core(ids[:, -seq:])[:, -1].argmax(-1, keepdim=True)], dim=1)
+        return loss, ids[0, len(prompt):].tolist()
+
+    evaluate(config, held_out.tolist(), score)
     return 0
 
 

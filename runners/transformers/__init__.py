@@ -9,7 +9,6 @@ must hold what verify checks."""
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +17,7 @@ from auditor.capture.files import link_file, link_tree
 from auditor.capture.session import LaunchSpec, RunRequest
 from auditor.evidence.paths import is_within
 from auditor.models import Plan
-from runners import Runner, plan_from_config, torch_device_problems
+from runners import Runner, reference_command, torch_device_problems, user_command
 
 INJECT = Path(__file__).with_name("inject")
 RUN_FILE = "training_output/trainer_run.json"
@@ -36,19 +35,15 @@ class TransformersRunner(Runner):
 
             python_path = os.pathsep.join(p for p in (str(INJECT), os.environ.get("PYTHONPATH")) if p)
             root = str(Path(auditor.__file__).resolve().parent.parent)
-            return LaunchSpec(command=list(request.command), env={"PYTHONPATH": python_path,
-                                                                  "AUDITOR_PACKAGE_ROOT": root},
-                              plan=plan_from_config(request.config, request.device), seed=request.seed)
-        from runners.transformers.reference import load_config
+            return user_command(request, {"PYTHONPATH": python_path, "AUDITOR_PACKAGE_ROOT": root})
+        from runners.pytorch.reference import load_config
+        from runners.transformers.reference import gpt2_config
 
         config = load_config(request.config, request.device)
         if request.seed is not None:
             config.seed = request.seed
-        command = [sys.executable, "-m", "runners.transformers.reference", "--device", config.device,
-                   "--seed", str(config.seed)]
-        if request.config is not None:
-            command += ["--config", str(request.config)]
-        arch = {k: v for k, v in config.model_config().items() if not k.endswith("_token_id")}
+        command = reference_command("runners.transformers.reference", request, config.seed, "--device", config.device)
+        arch = {k: v for k, v in gpt2_config(config).items() if not k.endswith("_token_id")}
         plan = Plan(max_steps=config.max_steps, device=None if config.device == "auto" else config.device,
                     batch_size=config.batch_size, max_seq_length=config.max_seq_length, optimizer="adamw",
                     eval_examples=config.eval_examples, model_name="reference-gpt2", architecture=arch)

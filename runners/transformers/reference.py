@@ -1,62 +1,27 @@
-"""The reference HuggingFace Trainer run: a GPT-2-shaped model built from a config (no downloads), trained
-byte-level on the corpus the pytorch runner ships, with the auditor callback recording its logs. The default
-config finishes on 2 CPU cores in seconds; on CUDA it trains in bf16 where supported.
+"""The reference HuggingFace Trainer run: a GPT-2 model with the pytorch reference's sizes and schedule, built
+from a config (no downloads) and trained byte-level on the corpus the pytorch runner ships, with the auditor
+callback recording its logs. The default config finishes on 2 CPU cores in seconds; on CUDA it trains in bf16
+where supported.
 
     python -m runners.transformers.reference [--config config.yaml] [--device auto|cpu|cuda]
 """
 
 from __future__ import annotations
 
-import argparse
-import json
-from dataclasses import asdict, dataclass
-from pathlib import Path
 from typing import Any
 
-from runners.pytorch.reference import CORPUS, override
+from runners.pytorch.reference import CORPUS, ReferenceConfig, evaluate, reference_args
 
 
-@dataclass
-class TrainerConfig:
-    """Every knob of the reference Trainer run (a YAML `training:`/`model:`/`eval:` file may override any)."""
-
-    seed: int = 0
-    n_embd: int = 64
-    n_layer: int = 2
-    n_head: int = 4
-    max_seq_length: int = 64
-    batch_size: int = 16
-    max_steps: int = 150
-    learning_rate: float = 3e-3
-    warmup_steps: int = 15
-    weight_decay: float = 0.01
-    logging_steps: int = 10
-    save_steps: int = 50
-    eval_examples: int = 16
-    generate_tokens: int = 32
-    device: str = "auto"
-
-    def model_config(self) -> dict[str, Any]:
-        """The GPT2Config keywords (byte vocabulary; token 0 doubles as bos/eos/pad)."""
-        return {"vocab_size": 256, "n_positions": self.max_seq_length, "n_embd": self.n_embd,
-                "n_layer": self.n_layer, "n_head": self.n_head, "bos_token_id": 0, "eos_token_id": 0,
-                "pad_token_id": 0}
-
-
-def load_config(path: Path | None, device: str | None) -> TrainerConfig:
-    """Defaults, overridden by a YAML file's keys and --device."""
-    return override(TrainerConfig(), path, device)
+def gpt2_config(config: ReferenceConfig) -> dict[str, Any]:
+    """GPT2Config keywords for the reference config's sizes (byte vocabulary; token 0 is bos/eos/pad)."""
+    return {"vocab_size": config.vocab_size, "n_positions": config.max_seq_length, "n_embd": config.hidden_size,
+            "n_layer": config.num_hidden_layers, "n_head": config.num_attention_heads,
+            "n_inner": config.intermediate_size, "bos_token_id": 0, "eos_token_id": 0, "pad_token_id": 0}
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--config", type=Path)
-    parser.add_argument("--device", choices=["auto", "cpu", "cuda"])
-    parser.add_argument("--seed", type=int)
-    args = parser.parse_args(argv)
-    config = load_config(args.config, args.device)
-    if args.seed is not None:
-        config.seed = args.seed
+    config = reference_args(argv, __doc__ or "")
 
     import torch
     from torch.utils.data import Dataset
@@ -87,7 +52,7 @@ def main(argv: list[str] | None = None) -> int:
             ids = torch.tensor(train[i * 8: i * 8 + seq], dtype=torch.long)
             return {"input_ids": ids, "labels": ids}
 
-    model: Any = GPT2LMHeadModel(GPT2Config(**config.model_config()))
+    model: Any = GPT2LMHeadModel(GPT2Config(**gpt2_config(config)))
     print(f"device: {'cpu' if use_cpu else 'cuda (' + torch.cuda.get_device_name(0) + ')'}, dtype: "
           f"{'bfloat16' if bf16 else 'float32'}, model: {model.num_parameters():,} parameters", flush=True)
     run_dir = runtime.run_dir()
@@ -105,27 +70,17 @@ def main(argv: list[str] | None = None) -> int:
     trainer.save_model(str(runtime.final_model_dir()))
 
     model.eval()
-    device = model.device
-    half = config.generate_tokens
-    span = max(1, len(held_out) - 2 * half)
-    eval_losses = []
-    with torch.no_grad():
-        for i in range(config.eval_examples):
-            offset = i * span // max(1, config.eval_examples)
-            prompt, reference = held_out[offset: offset + half], held_out[offset + half: offset + 2 * half]
-            window = torch.tensor([prompt + reference], device=device)
-            eval_losses.append(model(input_ids=window, labels=window).loss.item())
-            ids = torch.tensor([prompt], device=device)
-            out = model.generate(ids, attention_mask=torch.ones_like(ids), max_new_tokens=half, do_sample=False,
-                                 pad_token_id=0)
-            text = bytes(out[0, half:].tolist()).decode("utf-8", errors="replace")
-            runtime.log_prediction(id=i, prompt=bytes(prompt).decode("utf-8", errors="replace"),
-                                   reference=bytes(reference).decode("utf-8", errors="replace"),
-                                   prediction=text, loss=round(eval_losses[-1], 6))
-    eval_loss = sum(eval_losses) / len(eval_losses)
-    print(f"eval: {config.eval_examples} examples, mean loss {eval_loss:.4f}", flush=True)
-    (run_dir / "eval_log.txt").write_text(f"examples: {config.eval_examples}\neval_loss: {eval_loss:.6f}\n"
-                                          f"config: {json.dumps(asdict(config))}\n", encoding="utf-8")
+
+    def score(prompt: list[int], reference: list[int]) -> tuple[float, list[int]]:
+        with torch.no_grad():
+            window = torch.tensor([prompt + reference], device=model.device)
+            loss = model(input_ids=window, labels=window).loss.item()
+            ids = torch.tensor([prompt], device=model.device)
+            out = model.generate(ids, attention_mask=torch.ones_like(ids), max_new_tokens=config.generate_tokens,
+                                 do_sample=False, pad_token_id=0)
+        return loss, out[0, len(prompt):].tolist()
+
+    evaluate(config, held_out, score)
     return 0
 
 
