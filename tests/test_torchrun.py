@@ -29,6 +29,7 @@ def test_two_cpu_ranks_train_and_verify(two_rank_run: Path) -> None:
     data = manifest(folder)
     assert data["environment"]["world_size"] == 2 and data["environment"]["launcher"] == "torchrun"
     assert "torch.distributed.run" in data["command"] and "--nproc-per-node=2" in data["command"]
+    assert json.loads((folder / "env_snapshot.json").read_text())["world_size"] == 2
     for rank in (0, 1):
         record = json.loads((folder / "ranks" / f"rank{rank}.json").read_text())
         assert record["status"] == "exited" and record["exit_code"] == 0 and record["last_step"] == 300

@@ -239,9 +239,9 @@ def _run_locked(request: RunRequest, runner: Runner, spec: LaunchSpec, folder: P
     env_doc.update(gpu_facts)
     env_doc["wrapper"] = {"python": sys.version.split()[0], "cpu_seconds": result.cpu_seconds,
                           "peak_rss_mib": result.peak_rss_mib}
-    write_json_atomic(folder / "env_snapshot.json", env_doc)
     env_doc["world_size"] = request.nproc_per_node
     env_doc["launcher"] = "torchrun" if request.nproc_per_node > 1 else "direct"
+    write_json_atomic(folder / "env_snapshot.json", env_doc)
     manifest.environment = {k: v for k, v in env_doc.items() if isinstance(v, (str, int, float, bool))}
     manifest.outcome = Outcome(status=result.status, exit_code=result.exit_code, signal=result.signal,
                                started_at=started, ended_at=utc_now(), heartbeat_at=utc_now(),
