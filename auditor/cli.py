@@ -181,6 +181,41 @@ def preflight(config: Path | None, model_config: Path | None, device: str, devic
 
 
 @cli.command()
+@click.argument("run_dir", type=click.Path(path_type=Path))
+@click.option("--output", "-o", type=click.Path(dir_okay=False, path_type=Path), required=True,
+              help="The .zip to write.")
+@click.option("--exclude-weights", is_flag=True, help="Leave weight files out (EXCLUDED_WEIGHTS lists their sha256).")
+@click.option("--force", is_flag=True, help="Package a folder that fails verify (the failing report goes inside).")
+def package(run_dir: Path, output: Path, exclude_weights: bool, force: bool) -> None:
+    """Verify a run folder, then write it as a deterministic zip with SHA256SUMS and the verify report.
+
+    Exit 0 when packaged, 1 when the folder fails verify (nothing written unless --force), 2 for bad input."""
+    import json as json_module
+
+    from auditor.errors import AuditInputError
+    from auditor.evidence.paths import is_within
+    from auditor.package import package_folder
+    from auditor.render import render
+    from auditor.verify import VerifyOptions, check_run_dir, execute
+
+    check_run_dir(run_dir)
+    if is_within(output, run_dir):
+        raise AuditInputError(f"--output {output} is inside {run_dir}: write the archive outside the run folder")
+    report = execute(VerifyOptions(run_dirs=[run_dir]))
+    verdict = report.runs[0].verdict
+    if verdict == "fail" and not force:
+        click.echo(render("text", report), nl=False)
+        click.echo(f"not packaged: {run_dir} fails verify (--force packages it with the failing report inside)")
+        sys.exit(1)
+    data = json_module.loads(render("json", report))
+    data["runs"][0]["run_dir"] = run_dir.resolve().name  # the same archive whatever the path it was made from
+    done = package_folder(run_dir, output, data, exclude_weights=exclude_weights)
+    excluded = f", {done.excluded} weight file(s) left out" if done.excluded else ""
+    click.echo(f"{done.path}: {done.files} file(s){excluded}, verify verdict {verdict}")
+    click.echo(f"sha256 {done.sha256}")
+
+
+@cli.command()
 def gates() -> None:
     """List the gates with what each proves."""
     from auditor.gates import REGISTRY
