@@ -216,6 +216,40 @@ def package(run_dir: Path, output: Path, exclude_weights: bool, force: bool) -> 
 
 
 @cli.command()
+@click.argument("run_dir", type=click.Path(path_type=Path))
+@click.option("--output", "-o", type=click.Path(dir_okay=False, path_type=Path),
+              help="Write the statement here (default: stdout).")
+def attest(run_dir: Path, output: Path | None) -> None:
+    """An in-toto Statement v1 for a run folder: every file as a subject with its sha256, and a training-run
+    audit predicate (plan, outcome, environment digest, verify verdict and gate results).
+
+    Exit 0 when written (a failing verdict is recorded, not refused), 2 for bad input."""
+    import contextlib
+    import json as json_module
+
+    from auditor.attest import statement
+    from auditor.errors import AuditInputError
+    from auditor.evidence.paths import is_within
+    from auditor.render import render
+    from auditor.verify import VerifyOptions, check_run_dir, execute
+
+    check_run_dir(run_dir)
+    if output is not None and is_within(output, run_dir):
+        raise AuditInputError(f"--output {output} is inside {run_dir}: write the statement outside the run folder")
+    report = json_module.loads(render("json", execute(VerifyOptions(run_dirs=[run_dir]))))
+    manifest = None
+    with contextlib.suppress(OSError, ValueError):  # a seed-style folder has none; a broken one is in the gates
+        manifest = json_module.loads((run_dir / "run_manifest.json").read_text(encoding="utf-8"))
+    text = json_module.dumps(statement(run_dir, report, manifest if isinstance(manifest, dict) else None),
+                             indent=2, sort_keys=True) + "\n"
+    if output is None:
+        click.echo(text, nl=False)
+    else:
+        output.write_text(text, encoding="utf-8")
+        click.echo(f"{output}: in-toto Statement v1, verdict {report['runs'][0]['verdict']}")
+
+
+@cli.command()
 def gates() -> None:
     """List the gates with what each proves."""
     from auditor.gates import REGISTRY
