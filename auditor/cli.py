@@ -250,6 +250,23 @@ def attest(run_dir: Path, output: Path | None) -> None:
 
 
 @cli.command()
+@click.argument("run_dirs", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("--format", "fmt", type=click.Choice(["text", "markdown", "json"]), default="text", show_default=True)
+def compare(run_dirs: tuple[Path, ...], fmt: str) -> None:
+    """Compare runs: steps, runtime, throughput, losses, eval count and gates side by side with deltas against
+    the first, then what differs (config keys, package versions, hardware, commit). Exit 0, or 2 for bad input."""
+    from auditor.compare import compare_dirs, render
+    from auditor.errors import AuditInputError
+    from auditor.verify import check_run_dir
+
+    if len(run_dirs) < 2:
+        raise AuditInputError("compare needs two or more run folders, e.g. `audit compare runs/m43 runs/m44`")
+    for path in run_dirs:
+        check_run_dir(path)
+    click.echo(render(compare_dirs(list(run_dirs)), fmt), nl=False)
+
+
+@cli.command()
 def gates() -> None:
     """List the gates with what each proves."""
     from auditor.gates import REGISTRY
