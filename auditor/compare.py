@@ -34,7 +34,7 @@ def run_facts(ev: RunEvidence, report: RunReport) -> dict[str, Any]:
     manifest = ev.run_manifest
     config: dict[str, Any] = {}
     for name in ev.config_files:
-        data, _ = ev._load_yaml(name)
+        data, _ = ev.load_yaml(name)
         config.update(_flatten(data) if isinstance(data, dict) else {})
     packages: dict[str, Any] = {}
     if "env_snapshot.json" in ev.files:

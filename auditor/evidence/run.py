@@ -181,9 +181,10 @@ class RunEvidence:
     @cached_property
     def config_problems(self) -> list[tuple[str, str, int | None]]:
         """YAML files that do not parse: (path, problem, line)."""
-        return [p for p in (self._load_yaml(f)[1] for f in self.config_files) if p is not None]
+        return [p for p in (self.load_yaml(f)[1] for f in self.config_files) if p is not None]
 
-    def _load_yaml(self, rel: str) -> tuple[Any, tuple[str, str, int | None] | None]:
+    def load_yaml(self, rel: str) -> tuple[Any, tuple[str, str, int | None] | None]:
+        """A YAML file's data, or None and (path, problem, line) when it cannot be read or parsed."""
         import yaml  # only folders with config YAMLs pay for it
 
         doc = self.text(rel)
@@ -205,7 +206,7 @@ class RunEvidence:
             declared = to_jsonable(self.run_manifest.plan)
             fields.update({k: v for k, v in declared.items() if k != "source" and v not in ({}, None)})
             sources.update({k: "run_manifest.json" for k in fields})
-        layers: list[tuple[Any, str]] = [(self._load_yaml(f)[0], f) for f in self.config_files]
+        layers: list[tuple[Any, str]] = [(self.load_yaml(f)[0], f) for f in self.config_files]
         if self.manifest and not self.is_auditor_manifest:
             layers.append((self.manifest.data, "run_manifest.json"))
         for data, source in layers:
