@@ -267,6 +267,42 @@ def compare(run_dirs: tuple[Path, ...], fmt: str) -> None:
 
 
 @cli.command()
+@click.argument("run_dir", type=click.Path(path_type=Path))
+@click.option("--out", type=click.Path(path_type=Path), help="Folder for the re-run (default: <run_dir>_reproduce).")
+@click.option("--rtol", type=click.FloatRange(min=0), default=1e-5, show_default=True)
+@click.option("--atol", type=click.FloatRange(min=0), default=1e-8, show_default=True)
+@click.option("--seed", type=int, help="Re-run with this seed instead of the recorded one (to test sensitivity).")
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
+def reproduce(run_dir: Path, out: Path | None, rtol: float, atol: float, seed: int | None, fmt: str) -> None:
+    """Re-run a run recorded by `audit run` (runner, command, config, seed) and compare step by step.
+
+    Exit 0 for bitwise or within-tolerance, 1 for diverged, 2 when the folder cannot be reproduced."""
+    import dataclasses
+    import json as json_module
+
+    from auditor.capture.session import execute_run
+    from auditor.reproduce import compare_runs, render, request_from
+    from auditor.verify import check_run_dir
+    from runners import RUNNERS, get_runner
+
+    check_run_dir(run_dir)
+    target = out or run_dir.parent / f"{run_dir.name}_reproduce"
+    request = request_from(run_dir, target, seed)
+    if request.runner not in RUNNERS:
+        from auditor.errors import AuditInputError
+
+        raise AuditInputError(f"{run_dir}: recorded runner {request.runner!r} is not available here")
+    folder, result = execute_run(request, get_runner(request.runner), echo=sys.stderr.buffer)
+    comparison = compare_runs(run_dir, folder, rtol, atol, rerun_ok=result.status == "succeeded")
+    if fmt == "json":
+        click.echo(json_module.dumps({"original": str(run_dir), "rerun": str(folder), "rtol": rtol, "atol": atol,
+                                      **dataclasses.asdict(comparison)}, indent=2))
+    else:
+        click.echo(render(comparison, run_dir, folder, rtol, atol), nl=False)
+    sys.exit(1 if comparison.verdict == "diverged" else 0)
+
+
+@cli.command()
 def gates() -> None:
     """List the gates with what each proves."""
     from auditor.gates import REGISTRY
