@@ -14,7 +14,7 @@ import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from auditor.evidence.digests import CHUNK
+from auditor.evidence.digests import CHUNK, sha256_file
 
 EPOCH = (1980, 1, 1, 0, 0, 0)
 WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".ckpt", ".npz", ".msgpack", ".h5", ".gguf")
@@ -32,9 +32,11 @@ class Packaged:
 
 
 def folder_files(folder: Path) -> list[Path]:
-    """Every regular file of the folder, sorted by relative path; symlinks and the run lock are left out."""
-    return sorted((p for p in folder.rglob("*") if p.is_file() and not p.is_symlink() and p.name not in SKIPPED),
-                  key=lambda p: p.relative_to(folder).as_posix())
+    """Every regular file of the folder as verify walks it (sorted by relative path, symlinks left out), less the
+    run lock."""
+    from auditor.evidence.run import RunEvidence
+
+    return [folder / rel for rel in RunEvidence(folder).files if rel.rsplit("/", 1)[-1] not in SKIPPED]
 
 
 def _info(name: str, stored: bool) -> zipfile.ZipInfo:
@@ -61,10 +63,7 @@ def package_folder(folder: Path, output: Path, report: dict[str, object], exclud
             weight = path.suffix.lower() in WEIGHT_SUFFIXES
             digest = hashlib.sha256()
             if weight and exclude_weights:
-                with path.open("rb") as handle:
-                    while chunk := handle.read(CHUNK):
-                        digest.update(chunk)
-                excluded.append(f"{digest.hexdigest()}  {run_id}/{rel}  {path.stat().st_size}\n")
+                excluded.append(f"{sha256_file(path)}  {run_id}/{rel}  {path.stat().st_size}\n")
                 continue
             info = _info(f"{run_id}/{rel}", stored=weight)
             with path.open("rb") as handle, archive.open(info, "w", force_zip64=True) as entry:
@@ -78,8 +77,4 @@ def package_folder(folder: Path, output: Path, report: dict[str, object], exclud
                                                      + "".join(excluded)).encode())
         _add_bytes(archive, "audit_report.json", (json.dumps(report, indent=2, sort_keys=True) + "\n").encode())
     tmp.replace(output)
-    digest = hashlib.sha256()
-    with output.open("rb") as handle:
-        while chunk := handle.read(CHUNK):
-            digest.update(chunk)
-    return Packaged(path=output, sha256=digest.hexdigest(), files=len(sums), excluded=len(excluded))
+    return Packaged(path=output, sha256=sha256_file(output), files=len(sums), excluded=len(excluded))

@@ -232,13 +232,15 @@ def device_memory(device: str, given: str | None) -> int | None:
 
 
 def plan_fit(plan: Any, device: str, given_memory: str | None) -> str | None:
-    """For `audit run`: why the planned model will not fit the device (None: fits, or cannot be judged)."""
+    """For `audit run`: why the planned model will not fit the device (None: fits, or cannot be judged). A
+    `given_memory` that is not a size raises ValueError, whether or not the plan can be sized."""
+    given = parse_size(given_memory) if given_memory else None
     try:
         shape = ModelShape.from_config(dict(plan.architecture))
     except (KeyError, TypeError, ValueError):
         return None
     opts = options_from_plan(plan, device)
-    est = estimate(shape, opts, device_memory(device, given_memory))
+    est = estimate(shape, opts, given if given is not None else device_memory(device, None))
     if est.fits is not False:
         return None
     return (f"memory: {est.parameters:,} parameters trained as {opts.precision} {opts.optimizer}, batch "

@@ -157,14 +157,12 @@ def execute_run(request: RunRequest, runner: Runner, echo: Any = None) -> tuple[
     problems = runner.preflight(request, spec)
     device = spec.plan.device or request.device
     if device in ("cuda", "tpu"):
-        from auditor.preflight import parse_size, plan_fit
+        from auditor.preflight import plan_fit
 
-        if request.device_memory:
-            try:
-                parse_size(request.device_memory)
-            except ValueError as exc:
-                raise AuditInputError(f"--device-memory: {exc}") from None
-        problem = plan_fit(spec.plan, device, request.device_memory)
+        try:
+            problem = plan_fit(spec.plan, device, request.device_memory)
+        except ValueError as exc:  # --device-memory that is not a size
+            raise AuditInputError(f"--device-memory: {exc}") from None
         if problem:
             problems.append(problem)
     if problems and not request.force:

@@ -40,6 +40,18 @@ def _blame(rank: RankRecord) -> int:
     return 1 if rank.status != "exited" else 2
 
 
+def _failed_ranks(ranks: list[RankRecord]) -> list[RankRecord]:
+    """Ranks that did not exit 0, root cause first."""
+    return sorted((r for r in ranks if r.status != "exited" or r.exit_code != 0), key=_blame)
+
+
+def _rank_end(rank: RankRecord) -> str:
+    """How a failed rank ended, in words."""
+    if rank.status != "exited":
+        return f"never recorded its exit (its record says {rank.status!r}): it was killed or crashed hard"
+    return f"exited {rank.exit_code}" + (f": {rank.error}" if rank.error else "")
+
+
 def _rank_problem(ev: RunEvidence) -> GateResult | None:
     """Under torchrun every rank must have started and exited 0, and a rank that logged steps must have logged
     as far as the plan; the world size comes from the manifest, else from the rank records themselves."""
@@ -55,13 +67,9 @@ def _rank_problem(ev: RunEvidence) -> GateResult | None:
     if missing:
         return R("fail", f"{world} ranks launched but rank(s) {', '.join(map(str, missing))} left no record under "
                  "ranks/: they never started the training", ref("run_manifest.json"))
-    for rank in sorted(ranks, key=_blame):
-        if rank.status != "exited":
-            return R("fail", f"rank {rank.rank} never recorded its exit ({rank.path} says {rank.status!r}): it was "
-                     "killed or crashed hard", ref(rank.path))
-        if rank.exit_code != 0:
-            error = f": {rank.error}" if rank.error else ""
-            return R("fail", f"rank {rank.rank} exited {rank.exit_code}{error} ({rank.path})", ref(rank.path))
+    failed = _failed_ranks(ranks)
+    if failed:
+        return R("fail", f"rank {failed[0].rank} {_rank_end(failed[0])} ({failed[0].path})", ref(failed[0].path))
     planned = ev.plan.max_steps
     short = [r for r in ranks if planned is not None and r.last_step is not None and r.last_step < planned]
     if short:
@@ -87,13 +95,8 @@ def check(ev: RunEvidence, ctx: GateContext) -> GateResult:
         if out.status != "succeeded" or (out.exit_code not in (0, None)):
             detail = f"exit code {out.exit_code}" if out.exit_code is not None else "no exit code"
             signal = f", signal {out.signal}" if out.signal else ""
-            failed = sorted((r for r in ev.ranks if r.status != "exited" or r.exit_code != 0), key=_blame)
-            rank = ""
-            if failed:
-                first = failed[0]
-                end = (f"exited {first.exit_code}" + (f": {first.error}" if first.error else "")
-                       if first.status == "exited" else "never recorded its exit (killed?)")
-                rank = f"; rank {first.rank} {end} ({first.path})"
+            failed = _failed_ranks(ev.ranks)
+            rank = f"; rank {failed[0].rank} {_rank_end(failed[0])} ({failed[0].path})" if failed else ""
             return R("fail", f"run ended '{out.status}' ({detail}{signal}) per run_manifest.json{rank}",
                      ref("run_manifest.json"), *([ref(failed[0].path)] if failed else []))
     problem = _rank_problem(ev)
