@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from auditor.evidence.envsnap import snapshot_json
 from auditor.evidence.run import RunEvidence
 from auditor.models import RunReport
 
@@ -36,13 +37,8 @@ def run_facts(ev: RunEvidence, report: RunReport) -> dict[str, Any]:
     for name in ev.config_files:
         data, _ = ev.load_yaml(name)
         config.update(_flatten(data) if isinstance(data, dict) else {})
-    packages: dict[str, Any] = {}
-    if "env_snapshot.json" in ev.files:
-        try:
-            doc = json.loads((ev.root / "env_snapshot.json").read_bytes())
-            packages = dict(doc.get("packages") or {}) if isinstance(doc, dict) else {}
-        except (OSError, ValueError):
-            packages = {}
+    packages = snapshot_json(ev.root).get("packages")
+    packages = dict(packages) if isinstance(packages, dict) else {}
     commit = manifest.git.commit if manifest is not None and manifest.git is not None else None
     return {
         "run": ev.root.name,

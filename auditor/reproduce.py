@@ -7,7 +7,6 @@ first step that differs."""
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,6 +15,7 @@ from typing import Any
 from auditor.capture.session import RunRequest
 from auditor.errors import AuditInputError
 from auditor.evidence.digests import sha256_files
+from auditor.evidence.envsnap import snapshot_json
 from auditor.evidence.run import RunEvidence
 
 FINAL_MODEL = "training_output/final_model"
@@ -67,11 +67,8 @@ def _final_digests(folder: Path) -> dict[str, str | None]:
 
 
 def _env(folder: Path) -> dict[str, Any]:
-    try:
-        data = json.loads((folder / "env_snapshot.json").read_bytes())
-    except (OSError, ValueError):
-        return {}
-    return {k: data.get(k) for k in _ENV_KEYS} if isinstance(data, dict) else {}
+    data = snapshot_json(folder)
+    return {k: data.get(k) for k in _ENV_KEYS}
 
 
 def compare_runs(original: Path, rerun: Path, rtol: float, atol: float, rerun_ok: bool = True) -> Comparison:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from auditor.evidence.text import TextDoc
@@ -89,3 +90,12 @@ def read_env(doc: TextDoc) -> EnvFacts:
                 facts.facts[fact] = match.group(1).strip()
                 facts.lines[fact] = number
     return facts
+
+
+def snapshot_json(folder: Path) -> dict[str, Any]:
+    """env_snapshot.json of a run folder as written by `audit run` ({} when absent, unreadable or not an object)."""
+    try:
+        data = json.loads((folder / "env_snapshot.json").read_bytes())
+    except (OSError, ValueError, RecursionError):
+        return {}
+    return data if isinstance(data, dict) else {}
