@@ -250,6 +250,33 @@ def attest(run_dir: Path, output: Path | None) -> None:
 
 
 @cli.command()
+@click.argument("run_dir", type=click.Path(path_type=Path))
+@click.option("--output", "-o", type=click.Path(dir_okay=False, path_type=Path),
+              help="Markdown file to write or update ('-' prints it; default: <run_dir>/<run_id>_summary.md).")
+@click.option("--milestone", help="Milestone name for the header (default: from the folder name, m44_v1 → M44).")
+def summary(run_dir: Path, output: Path | None, milestone: str | None) -> None:
+    """Render the milestone summary from the evidence: markdown in the seeds' structure (status from the verify
+    verdict, configuration, performance, loss curve, hardware, GPU utilisation, quality gates, artifacts,
+    reproduce) with a loss plot (and a GPU plot when NVML samples exist) beside it.
+
+    Re-running rewrites only the blocks between `<!-- auditor:begin NAME -->` and `<!-- auditor:end NAME -->`:
+    text written around them is kept. Exit 0 when written (a failing verdict is shown, not refused), 2 for bad
+    input or a hand-written file in the way."""
+    from auditor.summary import summarize
+
+    to_stdout = output is not None and str(output) == "-"
+    result = summarize(run_dir, None if to_stdout else output, milestone, to_stdout=to_stdout)
+    if to_stdout:
+        click.echo(result.text, nl=False)
+        return
+    for note in result.notes:
+        click.echo(f"note: {note}", err=True)
+    plots = f" + {', '.join(p.name for p in result.plots)}" if result.plots else ""
+    action = "updated (text outside the auditor blocks kept)" if result.updated else "written"
+    click.echo(f"{result.output}{plots}: {action}, verify verdict {result.verdict}")
+
+
+@cli.command()
 @click.argument("run_dirs", nargs=-1, required=True, type=click.Path(path_type=Path))
 @click.option("--format", "fmt", type=click.Choice(["text", "markdown", "json"]), default="text", show_default=True)
 def compare(run_dirs: tuple[Path, ...], fmt: str) -> None:

@@ -63,9 +63,11 @@ def verdict_of(results: list[GateResult], strict: bool) -> Verdict:
     return "warn" if "warn" in statuses else "pass"
 
 
-def audit_run_dir(path: Path, gate_ids: list[str], options: GateOptions, strict: bool) -> RunReport:
-    """All selected gates over one folder. no_false_success runs after the others: it judges their claims."""
-    evidence = RunEvidence(path, quick=options.quick)
+def audit_run_dir(path: Path, gate_ids: list[str], options: GateOptions, strict: bool,
+                  evidence: RunEvidence | None = None) -> RunReport:
+    """All selected gates over one folder (over `evidence` when the caller has already opened it, so it is parsed
+    once). no_false_success runs after the others: it judges their claims."""
+    evidence = evidence or RunEvidence(path, quick=options.quick)
     context = GateContext(options=options)
     ordered = sorted(gate_ids, key=lambda g: g == "no_false_success")
     for gate_id in ordered:

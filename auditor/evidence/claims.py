@@ -17,7 +17,10 @@ LABELS: dict[str, tuple[str, ...]] = {
     "samples_per_second": ("throughput", "samples/sec", "samples per second", "train samples per second"),
     "tokens_per_second": ("tokens/sec", "tokens per second", "toks/s"),
     "steps_per_second": ("steps/sec", "steps per second", "steps/s"),
-    "final_loss": ("final loss", "final train loss", "final training loss", "loss (end)", "end loss"),
+    "final_loss": ("final loss", "final train loss", "final training loss", "loss (end)", "end loss",
+                   "last logged loss"),
+    "mean_train_loss": ("mean train loss", "mean train loss (run average)", "average train loss",
+                        "train loss (run average)"),
     "first_loss": ("loss (start)", "initial loss", "start loss"),
     "eval_examples": ("eval examples", "evaluation examples", "eval count", "predictions"),
     "epochs": ("epochs", "num epochs"),
@@ -42,6 +45,8 @@ _NOTE_PATTERNS: tuple[tuple[str, re.Pattern[str]], ...] = (
 )
 _ARROW = re.compile(_NUMBER + r"\s*(?:→|->|=>)\s*~?" + _NUMBER)
 _FILE_CELL = re.compile(r"[\w.-]+(?:/[\w.-]+)*\.[A-Za-z]{2,10}")
+_EVIDENCE_ONLY = re.compile(r"evidence[- ]only", re.I)
+_NEGATED = re.compile(r"\b(?:not|never|no)\b[\w ]{0,24}$", re.I)
 _SUCCESS = re.compile(r"\*\*Status:?\*\*:?\s*(.*)", re.I)
 
 
@@ -56,6 +61,13 @@ class SummaryClaims:
     success_lines: list[int] = field(default_factory=list)
     file_mentions: list[tuple[str, int]] = field(default_factory=list)
     evidence_only_line: int | None = None
+
+
+def _declares_evidence_only(line: str) -> bool:
+    """'an evidence-only run' declares it; 'run is not declared evidence-only' (verify's own skip message) does
+    not."""
+    match = _EVIDENCE_ONLY.search(line)
+    return match is not None and _NEGATED.search(line[:match.start()]) is None
 
 
 def decimals_of(text: str) -> int:
@@ -138,7 +150,7 @@ def parse_summary(lines: tuple[str, ...], path: str) -> SummaryClaims:
         status = _SUCCESS.search(line)
         if status and re.search(r"✅|complete|success|done", status.group(1), re.I):
             claims.success_lines.append(number)
-        if claims.evidence_only_line is None and re.search(r"evidence[- ]only", line, re.I):
+        if claims.evidence_only_line is None and _declares_evidence_only(line):
             claims.evidence_only_line = number
         if not stripped.startswith("|"):
             header = None

@@ -575,3 +575,53 @@ def _infer_steps(series: MetricsSeries, total_steps: int | None) -> None:
         series.steps[i] = (i + 1) * best
     series.max_step = max(series.max_step or 0, n * best)
     series.steps_inferred = True
+
+
+def records_at(path: Path, kind: str, wanted: Iterable[int]) -> dict[int, dict[str, Any]]:
+    """The whole (flattened) records on some 1-based lines of a metrics source, for the columns the series does not
+    keep (learning rate, grad norm). Blocks are scanned by counting newlines, and only a block holding a wanted
+    line is split, so a million-line file costs about one read. Lines that hold no record are left out;
+    trainer_state.json has no lines."""
+    targets = sorted({line for line in wanted if line > 0})
+    if not targets or kind == "trainer_state":
+        return {}
+    out: dict[int, dict[str, Any]] = {}
+    first_line, carry, next_target = 1, b"", 0
+    with path.open("rb") as handle:
+        while next_target < len(targets):
+            chunk = handle.read(BLOCK_BYTES)
+            if not chunk:
+                break
+            block = carry + chunk
+            cut = block.rfind(b"\n") + 1
+            if cut == 0:
+                carry = block
+                continue
+            whole, carry = block[:cut], block[cut:]
+            count = whole.count(b"\n")
+            if targets[next_target] < first_line + count:
+                lines = whole.split(b"\n")
+                while next_target < len(targets) and targets[next_target] < first_line + count:
+                    line = targets[next_target]
+                    record = _record_of(lines[line - first_line], kind)
+                    if record is not None:
+                        out[line] = record
+                    next_target += 1
+            first_line += count
+        if carry and next_target < len(targets) and targets[next_target] == first_line:
+            record = _record_of(carry, kind)
+            if record is not None:
+                out[first_line] = record
+    return out
+
+
+def _record_of(raw: bytes, kind: str) -> dict[str, Any] | None:
+    text = raw.decode("utf-8", errors="replace")
+    if kind == "log":
+        found = [record for _, record in iter_log_dicts([text]) if "loss" in record]
+        return flatten(found[0]) if found else None
+    try:
+        record = json.loads(text)
+    except (ValueError, RecursionError):
+        return None
+    return flatten(record) if isinstance(record, dict) else None

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import math
 import re
+from array import array
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -136,11 +138,13 @@ class SampleStats:
     max_memory_used_mib: float = 0.0
     max_power_w: float = 0.0
     bad_lines: int = 0
+    # per device: (elapsed seconds, utilisation %, memory used MiB), kept only when asked for (the summary's plot)
+    series: dict[int, tuple[array, array, array]] = field(default_factory=dict)
 
 
-def read_gpu_samples(path: Path, name: str) -> SampleStats:
+def read_gpu_samples(path: Path, name: str, keep_series: bool = False) -> SampleStats:
     """Aggregate NVML samples (one line per device per round): peak and mean utilisation, peak memory held by
-    the run's processes, peak device memory and power."""
+    the run's processes, peak device memory and power; with `keep_series`, each device's readings over time."""
     stats = SampleStats(path=name)
     util_sum, util_count = 0.0, 0
     with path.open("rb") as handle:
@@ -159,6 +163,8 @@ def read_gpu_samples(path: Path, name: str) -> SampleStats:
             if isinstance(sample.get("gpu"), int):
                 stats.devices.add(sample["gpu"])
             util = _number(sample.get("utilization_gpu"))
+            if keep_series:
+                _keep(stats, sample, util)
             if util is not None:
                 stats.max_utilization = max(stats.max_utilization, util)
                 util_sum, util_count = util_sum + util, util_count + 1
@@ -169,6 +175,17 @@ def read_gpu_samples(path: Path, name: str) -> SampleStats:
                     setattr(stats, attr, value)
     stats.mean_utilization = util_sum / util_count if util_count else 0.0
     return stats
+
+
+def _keep(stats: SampleStats, sample: dict[str, Any], util: float | None) -> None:
+    elapsed, gpu = _number(sample.get("elapsed_s")), sample.get("gpu")
+    if elapsed is None or not isinstance(gpu, int):
+        return
+    times, utils, memory = stats.series.setdefault(gpu, (array("d"), array("d"), array("d")))
+    used = _number(sample.get("memory_used_mib"))
+    times.append(elapsed)
+    utils.append(math.nan if util is None else util)
+    memory.append(math.nan if used is None else used)
 
 
 def _number(value: Any) -> float | None:

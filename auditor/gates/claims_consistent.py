@@ -14,6 +14,8 @@ FINAL_FIELDS = {
     "runtime_seconds": "train_runtime",
     "samples_per_second": "train_samples_per_second",
     "steps_per_second": "train_steps_per_second",
+    "tokens_per_second": "train_tokens_per_second",
+    "mean_train_loss": "train_loss",
 }
 CROSS_CHECK = ("train_runtime", "train_samples_per_second", "train_loss")
 

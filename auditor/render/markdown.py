@@ -2,12 +2,22 @@
 
 from __future__ import annotations
 
-from auditor.models import VerifyReport
+from auditor.models import GateResult, VerifyReport
 from auditor.render.common import SYMBOL, counts, location
 
 
-def _cell(text: str) -> str:
+def cell(text: str) -> str:
+    """Text made safe for one markdown table cell."""
     return text.replace("|", "\\|").replace("\n", " ")
+
+
+GATE_HEADER = ("| Gate | Status | Message | Where |", "|---|---|---|---|")
+
+
+def gate_row(result: GateResult) -> str:
+    """One gate result as a markdown table row."""
+    where = f"`{location(result)}`" if location(result) else ""
+    return f"| `{result.id}` | {SYMBOL[result.status]} {result.status.upper()} | {cell(result.message)} | {where} |"
 
 
 def render(report: VerifyReport, color: bool = False) -> str:
@@ -15,9 +25,5 @@ def render(report: VerifyReport, color: bool = False) -> str:
     out = ["# auditor verify", ""]
     for run in report.runs:
         out += [f"## {SYMBOL[run.verdict]} `{run.run_dir}`: {run.verdict.upper()} ({counts(run.gates)})", "",
-                "| Gate | Status | Message | Where |", "|---|---|---|---|"]
-        for r in run.gates:
-            where = f"`{location(r)}`" if location(r) else ""
-            out.append(f"| `{r.id}` | {SYMBOL[r.status]} {r.status.upper()} | {_cell(r.message)} | {where} |")
-        out.append("")
+                *GATE_HEADER, *map(gate_row, run.gates), ""]
     return "\n".join(out) + "\n"

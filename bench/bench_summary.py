@@ -1,0 +1,58 @@
+"""`audit summary` on a run with 1,000,000 metric records (budget: < 3 s), against `audit verify` of the same
+folder run in the same script (what the summary adds: the plot, the loss-curve rows, the markdown).
+
+    python bench/bench_summary.py [--repeat 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+from bench_verify import best, build_metrics_folder, peak_rss_mib
+
+
+def hf_lines() -> Iterator[str]:
+    """HF Trainer `on_log` records for 1,000,000 steps, an eval record every 500 and the final record."""
+    for step in range(1, 1_000_001):
+        yield (f'{{"loss": {3.0 - step * 2e-6 + (step % 97) * 1e-4:.4f}, "grad_norm": {1.0 + step % 7 / 10:.4f}, '
+               f'"learning_rate": {5e-5 * (1 - step / 1e6):.6g}, "epoch": {step / 1e6:.6f}, "step": {step}}}\n')
+        if step % 500 == 0:
+            yield (f'{{"eval_loss": {2.9 - step * 2e-6:.4f}, "eval_runtime": 1.5, "epoch": {step / 1e6:.6f}, '
+                   f'"step": {step}}}\n')
+    yield ('{"train_runtime": 3600.0, "train_samples_per_second": 2222.2, "train_steps_per_second": 277.8, '
+           '"total_flos": 1e15, "train_loss": 2.0, "epoch": 1.0, "step": 1000000}\n')
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--work", type=Path, default=Path("/tmp/auditor-bench-summary"))
+    parser.add_argument("--repeat", type=int, default=3)
+    args = parser.parse_args()
+    shutil.rmtree(args.work, ignore_errors=True)
+    import auditor
+
+    subprocess.run([sys.executable, "-m", "compileall", "-q", str(Path(auditor.__file__).parent)], check=True)
+    audit = [sys.executable, "-m", "auditor"]
+    run = build_metrics_folder(args.work / "m1m_v1", hf_lines())
+    out = args.work / "out" / "m1m_v1_summary.md"
+    verify = best([*audit, "verify", str(run)], args.repeat)
+    summary = best([*audit, "summary", str(run), "--output", str(out)], args.repeat)
+    text = best([*audit, "summary", str(run), "--output", "-"], args.repeat)
+    rss = peak_rss_mib([*audit, "summary", str(run), "--output", str(out)])
+    assert out.is_file() and out.with_name("m1m_v1_loss.png").is_file(), "the summary or its plot was not written"
+    print("| measure | seconds | ratio to verify |")
+    print("|---|---|---|")
+    print(f"| `audit verify`, 1,002,001-line metrics.jsonl | {verify:.3f} | 1.00 |")
+    print(f"| `audit summary` (markdown + loss plot), same folder | {summary:.3f} | {summary / verify:.2f} |")
+    print(f"| `audit summary --output -` (markdown only), same folder | {text:.3f} | {text / verify:.2f} |")
+    print(f"\npeak RSS of `audit summary`: {rss:.0f} MiB")
+    shutil.rmtree(args.work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
