@@ -79,6 +79,36 @@ def test_fast_path_reads_what_json_loads_reads(data: bytes, tmp_path: Path) -> N
     same(read_jsonl(path, "m"), reference(data))
 
 
+@settings(max_examples=200, deadline=None)
+@given(data=files(), block=st.integers(1, 64), extra=st.lists(st.integers(1, 60), max_size=5))
+def test_records_at_returns_the_records_on_those_lines(data: bytes, block: int, extra: list[int]) -> None:
+    """The summary's extra columns (learning rate): whole records fetched by line number, in small blocks so lines
+    straddle them, equal json.loads of those lines."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "metrics.jsonl"
+        path.write_bytes(data)
+        series = read_jsonl(path, "m")
+        wanted = [line for line in series.lines if line > 0] + extra
+        original = metrics.BLOCK_BYTES
+        metrics.BLOCK_BYTES = block
+        try:
+            got = metrics.records_at(path, "metrics.jsonl", wanted)
+        finally:
+            metrics.BLOCK_BYTES = original
+    lines = data.removeprefix(b"\xef\xbb\xbf").split(b"\n")
+    expected = {}
+    for line in set(wanted):
+        try:
+            record = json.loads(lines[line - 1]) if line <= len(lines) else None
+        except (ValueError, UnicodeDecodeError):
+            record = None
+        if isinstance(record, dict):
+            expected[line] = metrics.flatten(record)
+    assert json.dumps(got, sort_keys=True) == json.dumps(expected, sort_keys=True)
+
+
 def test_free_text_is_every_line_not_matched_as_numbers(tmp_path: Path) -> None:
     path = tmp_path / "metrics.jsonl"
     lines = [json.dumps({"step": i, "loss": 1.0 / i, "epoch": i / 10}) for i in range(1, 50)]

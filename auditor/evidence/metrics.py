@@ -616,7 +616,7 @@ def records_at(path: Path, kind: str, wanted: Iterable[int]) -> dict[int, dict[s
 
 
 def _record_of(raw: bytes, kind: str) -> dict[str, Any] | None:
-    text = raw.decode("utf-8", errors="replace")
+    text = raw.decode("utf-8", errors="replace").removeprefix("\ufeff")
     if kind == "log":
         found = [record for _, record in iter_log_dicts([text]) if "loss" in record]
         return flatten(found[0]) if found else None
