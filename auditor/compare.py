@@ -3,6 +3,7 @@ first run, and what differs between them: config keys, package versions, hardwar
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 from typing import Any
@@ -37,6 +38,10 @@ def run_facts(ev: RunEvidence, report: RunReport) -> dict[str, Any]:
     for name in ev.config_files:
         data, _ = ev.load_yaml(name)
         config.update(_flatten(data) if isinstance(data, dict) else {})
+    if manifest is not None:  # what `audit run` was told: runner, seed and the plan it derived
+        config.update({"run.runner": manifest.runner, "run.seed": manifest.seed})
+        config.update({f"plan.{k}": v for k, v in _flatten(dataclasses.asdict(manifest.plan)).items()
+                       if not k.startswith("source")})
     packages = snapshot_json(ev.root).get("packages")
     packages = dict(packages) if isinstance(packages, dict) else {}
     commit = manifest.git.commit if manifest is not None and manifest.git is not None else None

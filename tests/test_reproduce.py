@@ -37,6 +37,8 @@ def test_changed_seed_diverges_at_the_first_step(original: Path, tmp_path: Path)
     assert result.code == 1
     assert result.stdout.startswith("reproduce: DIVERGED") and "first diverging step: 10 " in result.stdout
     assert "final checkpoint: differs (model.safetensors)" in result.stdout
+    compared = json.loads(audit("compare", original, tmp_path / "seed1", "--format", "json").stdout)
+    assert compared["differences"]["config"] == {"run.seed": [0, 1]}, "the seed is the one setting that differs"
     loose = audit("reproduce", original, "--out", tmp_path / "loose", "--seed", "1", "--rtol", "1")
     assert loose.code == 0 and loose.stdout.startswith("reproduce: WITHIN-TOLERANCE")
 
