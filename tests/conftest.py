@@ -69,10 +69,10 @@ class CliResult:
         return {g["id"] for g in self.report["runs"][run]["gates"] if g["status"] == "fail"}
 
 
-def audit(*args: str | Path, env: dict[str, str] | None = None) -> CliResult:
-    """Run the real CLI (`python -m auditor`) and parse JSON output when --format json was asked."""
+def audit(*args: str | Path, env: dict[str, str] | None = None, cwd: Path = ROOT) -> CliResult:
+    """Run the real CLI (`python -m auditor`, from `cwd`) and parse JSON output when --format json was asked."""
     proc = subprocess.run([sys.executable, "-m", "auditor", *map(str, args)], capture_output=True, text=True,
-                          timeout=300, cwd=ROOT, env={**os.environ, **(env or {})})
+                          timeout=300, cwd=cwd, env={**os.environ, **(env or {})})
     report = None
     if "json" in args and proc.stdout.strip().startswith("{"):
         report = json.loads(proc.stdout)
