@@ -282,7 +282,7 @@ def hardware(data: SummaryInput) -> str:
         reason = env.get("nvml")
         rows.append(("Compute", "CPU" + (f", {cores} cores" if cores else "") +
                      (f"; {reason}" if isinstance(reason, str) else "; no GPU recorded")))
-    facts = (("Driver", snap.driver if snap else None) , ("CUDA (driver)", snap.cuda if snap else None))
+    facts = (("Driver", snap.driver if snap else None), ("CUDA (driver)", snap.cuda if snap else None))
     rows += [(label, value) for label, value in facts if value]
     for label, key in (("CUDA (framework)", "cuda"), ("Python", "python"), ("PyTorch", "torch"),
                        ("Transformers", "transformers"), ("JAX", "jax"), ("JAX backend", "jax_backend"),
