@@ -10,22 +10,9 @@ import argparse
 import shutil
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
-from bench_verify import best, build_metrics_folder, peak_rss_mib
-
-
-def hf_lines() -> Iterator[str]:
-    """HF Trainer `on_log` records for 1,000,000 steps, an eval record every 500 and the final record."""
-    for step in range(1, 1_000_001):
-        yield (f'{{"loss": {3.0 - step * 2e-6 + (step % 97) * 1e-4:.4f}, "grad_norm": {1.0 + step % 7 / 10:.4f}, '
-               f'"learning_rate": {5e-5 * (1 - step / 1e6):.6g}, "epoch": {step / 1e6:.6f}, "step": {step}}}\n')
-        if step % 500 == 0:
-            yield (f'{{"eval_loss": {2.9 - step * 2e-6:.4f}, "eval_runtime": 1.5, "epoch": {step / 1e6:.6f}, '
-                   f'"step": {step}}}\n')
-    yield ('{"train_runtime": 3600.0, "train_samples_per_second": 2222.2, "train_steps_per_second": 277.8, '
-           '"total_flos": 1e15, "train_loss": 2.0, "epoch": 1.0, "step": 1000000}\n')
+from bench_verify import best, build_metrics_folder, hf_lines, peak_rss_mib
 
 
 def main() -> None:

@@ -70,6 +70,18 @@ def build_metrics_folder(root: Path, lines: Iterable[str]) -> Path:
     return root
 
 
+def hf_lines() -> Iterator[str]:
+    """The HF Trainer `on_log` shape: another key order, an eval record every 500 steps, the final record."""
+    for step in range(1, 1_000_001):
+        yield (f'{{"loss": {3.0 - step * 2e-6:.4f}, "grad_norm": {1.0 + step % 7 / 10:.4f}, '
+               f'"learning_rate": {5e-5 * (1 - step / 1e6):.6g}, "epoch": {step / 1e6:.6f}, "step": {step}}}\n')
+        if step % 500 == 0:
+            yield (f'{{"eval_loss": {2.9 - step * 2e-6:.4f}, "eval_runtime": 1.5, "epoch": {step / 1e6:.6f}, '
+                   f'"step": {step}}}\n')
+    yield ('{"train_runtime": 3600.0, "train_samples_per_second": 2222.2, "train_steps_per_second": 277.8, '
+           '"total_flos": 1e15, "train_loss": 2.0, "epoch": 1.0, "step": 1000000}\n')
+
+
 def best(cmd: list[str], repeat: int, cwd: Path | None = None) -> float:
     times = []
     for _ in range(repeat):
@@ -124,17 +136,6 @@ def main() -> None:
         for step in range(1, 1_000_001):
             yield (f'{{"step": {step}, "loss": {3.0 - step * 2e-6:.6f}, "learning_rate": 0.0001, '
                    f'"epoch": {step / 1e6:.6f}}}\n')
-
-    def hf_lines() -> Iterator[str]:
-        """The HF Trainer `on_log` shape: another key order, an eval record every 500 steps, the final record."""
-        for step in range(1, 1_000_001):
-            yield (f'{{"loss": {3.0 - step * 2e-6:.4f}, "grad_norm": {1.0 + step % 7 / 10:.4f}, '
-                   f'"learning_rate": {5e-5 * (1 - step / 1e6):.6g}, "epoch": {step / 1e6:.6f}, "step": {step}}}\n')
-            if step % 500 == 0:
-                yield (f'{{"eval_loss": {2.9 - step * 2e-6:.4f}, "eval_runtime": 1.5, "epoch": {step / 1e6:.6f}, '
-                       f'"step": {step}}}\n')
-        yield ('{"train_runtime": 3600.0, "train_samples_per_second": 2222.2, "train_steps_per_second": 277.8, '
-               '"total_flos": 1e15, "train_loss": 2.0, "epoch": 1.0, "step": 1000000}\n')
 
     metrics_run = build_metrics_folder(args.work / "metrics_v1", plain_lines())
     lines = best([*audit, "verify", str(metrics_run)], args.repeat)

@@ -14,7 +14,7 @@ from array import array
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 MAX_KEPT = 10
 # Keys only the trainer's end-of-training record carries (its `train_loss` is a run average, not a curve point).
@@ -397,10 +397,30 @@ def _read_block(series: MetricsSeries, block: bytes, line: int) -> int:
     return line
 
 
+def _line_blocks(handle: BinaryIO, left: int | None = None) -> Iterator[bytes]:
+    """Blocks of whole lines from `handle` (the next `left` bytes, or to the end); each ends with a newline but
+    the last one, when the data does not. Memory is bounded by the block size (and the longest line)."""
+    carry = b""
+    while left is None or left > 0:
+        data = handle.read(BLOCK_BYTES if left is None else min(BLOCK_BYTES, left))
+        if not data:
+            break
+        if left is not None:
+            left -= len(data)
+        block = carry + data
+        cut = block.rfind(b"\n") + 1
+        if cut == 0:
+            carry = block
+            continue
+        yield block[:cut]
+        carry = block[cut:]
+    if carry:
+        yield carry
+
+
 def _read_range(path: Path, name: str, start: int, end: int) -> MetricsSeries:
     """Read bytes start..end of a metrics.jsonl (both on line starts) in blocks; memory bounded by the block."""
     series = MetricsSeries(path=name, kind="metrics.jsonl")
-    carry = b""
     with path.open("rb") as handle:
         line = 1
         while handle.tell() < start:  # number this range's lines after those before it
@@ -408,23 +428,10 @@ def _read_range(path: Path, name: str, start: int, end: int) -> MetricsSeries:
             if not skipped:
                 return series
             line += skipped.count(b"\n")
-        left, first = end - start, start == 0
-        while left > 0:
-            data = handle.read(min(BLOCK_BYTES, left))
-            if not data:
-                break
-            left -= len(data)
-            if first:  # the file's first bytes: a UTF-8 BOM is not part of the first record
-                data, first = data.removeprefix(b"\xef\xbb\xbf"), False
-            block = carry + data
-            cut = block.rfind(b"\n") + 1
-            if cut == 0:
-                carry = block
-                continue
-            block, carry = block[:cut], block[cut:]
-            line = _read_block(series, block, line)
-    if carry:
-        _read_block(series, carry + b"\n", line)
+        for i, block in enumerate(_line_blocks(handle, end - start)):
+            if i == 0 and start == 0:  # the file's first bytes: a UTF-8 BOM is not part of the first record
+                block = block.removeprefix(b"\xef\xbb\xbf")
+            line = _read_block(series, block if block.endswith(b"\n") else block + b"\n", line)
     return series
 
 
@@ -586,32 +593,20 @@ def records_at(path: Path, kind: str, wanted: Iterable[int]) -> dict[int, dict[s
     if not targets or kind == "trainer_state":
         return {}
     out: dict[int, dict[str, Any]] = {}
-    first_line, carry, next_target = 1, b"", 0
+    first_line, next_target = 1, 0
     with path.open("rb") as handle:
-        while next_target < len(targets):
-            chunk = handle.read(BLOCK_BYTES)
-            if not chunk:
-                break
-            block = carry + chunk
-            cut = block.rfind(b"\n") + 1
-            if cut == 0:
-                carry = block
-                continue
-            whole, carry = block[:cut], block[cut:]
-            count = whole.count(b"\n")
+        for block in _line_blocks(handle):
+            count = block.count(b"\n") + (0 if block.endswith(b"\n") else 1)
             if targets[next_target] < first_line + count:
-                lines = whole.split(b"\n")
+                lines = block.split(b"\n")
                 while next_target < len(targets) and targets[next_target] < first_line + count:
-                    line = targets[next_target]
-                    record = _record_of(lines[line - first_line], kind)
+                    record = _record_of(lines[targets[next_target] - first_line], kind)
                     if record is not None:
-                        out[line] = record
+                        out[targets[next_target]] = record
                     next_target += 1
+                if next_target == len(targets):
+                    break
             first_line += count
-        if carry and next_target < len(targets) and targets[next_target] == first_line:
-            record = _record_of(carry, kind)
-            if record is not None:
-                out[first_line] = record
     return out
 
 
