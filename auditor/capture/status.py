@@ -2,15 +2,17 @@
 
 It wraps the echo of the child's output: before each chunk the status line is erased, after a chunk that ends
 a line it is drawn again, and a ticker refreshes the clock once a second. Step and loss come from the new lines
-of the run's metrics.jsonl (the helper flushes every record). Only used when stdout is a terminal."""
+of the run's metrics.jsonl, read by the metrics reader (the helper flushes every record). Only used when stdout
+is a terminal."""
 
 from __future__ import annotations
 
-import json
 import threading
 import time
 from pathlib import Path
 from typing import IO
+
+from auditor.evidence.metrics import read_lines
 
 _ERASE = b"\r\x1b[2K"
 
@@ -39,14 +41,11 @@ class StatusLine:
             return
         end = data.rfind(b"\n") + 1
         self._offset += end
-        for raw in data[:end].splitlines():
-            try:
-                record = json.loads(raw)
-            except ValueError:
-                continue
-            if isinstance(record, dict) and isinstance(record.get("loss"), (int, float)):
-                self.loss = float(record["loss"])
-                self.step = record.get("step") if isinstance(record.get("step"), int) else self.step
+        series = read_lines(data[:end], self.metrics.name)  # the one metrics reader: nested, HF and NaN records too
+        if series.count:
+            last = series.count - 1
+            self.loss = series.losses[last]
+            self.step = series.step_of(last) if series.step_of(last) is not None else self.step
 
     def render(self) -> str:
         """The status text, e.g. `● step 120/300 · loss 2.3100 · 0:42`."""

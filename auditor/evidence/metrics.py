@@ -397,6 +397,14 @@ def _read_block(series: MetricsSeries, block: bytes, line: int) -> int:
     return line
 
 
+def read_lines(data: bytes, name: str, first_line: int = 1) -> MetricsSeries:
+    """The loss points in whole metrics.jsonl lines already in memory (a tail read while the run is going)."""
+    series = MetricsSeries(path=name, kind="metrics.jsonl")
+    if data:
+        _read_block(series, data if data.endswith(b"\n") else data + b"\n", first_line)
+    return series
+
+
 def _line_blocks(handle: BinaryIO, left: int | None = None) -> Iterator[bytes]:
     """Blocks of whole lines from `handle` (the next `left` bytes, or to the end); each ends with a newline but
     the last one, when the data does not. Memory is bounded by the block size (and the longest line)."""
