@@ -16,12 +16,14 @@ from auditor.evidence.nvsmi import SampleStats, read_gpu_samples
 from auditor.evidence.paths import is_within, relative_name
 from auditor.evidence.run import RunEvidence
 from auditor.gates import REGISTRY, GateOptions
+from auditor.models import RunReport
 from auditor.render.owned import merge, owned_spans
 from auditor.render.plot import Plotter, available
 from auditor.render.summary import RENDERERS, SummaryInput, blocks, document
 from auditor.verify import audit_run_dir, check_run_dir
 
 _MILESTONE = re.compile(r"^(m\d+)(?:[_-]|$)", re.I)
+SETTLE_ROUNDS = 3  # re-verifies after writing into the folder; two settle every case seen (a changed verdict)
 PLOT_EXTRA = "matplotlib is not installed: `pip install 'auditor[plot]'` to draw the plots"
 
 
@@ -114,14 +116,30 @@ def _collect(plotter: Plotter | None, jobs: list[tuple[str, Path]], data: Summar
     return failed
 
 
+def _text(data: SummaryInput, bodies: dict[str, str], existing: str | None, output: Path | None) -> str:
+    """The whole file: the existing one with its owned blocks replaced, or a new document."""
+    if existing is not None:
+        return merge(existing, bodies, str(output))
+    folder = data.ev.root.resolve().name
+    title = f"{data.milestone} Milestone Summary: {folder}" if data.milestone != folder else f"Run Summary: {folder}"
+    return document(title, bodies)
+
+
+def _outcome(report: RunReport) -> list[tuple[str, str, str]]:
+    return [(g.id, g.status, g.message) for g in report.gates]
+
+
 def summarize(run_dir: Path, output: Path | None, milestone: str | None = None, to_stdout: bool = False) -> \
         SummaryResult:
     """Verify `run_dir` and render its summary into `output` (default `<run_dir>/<run_id>_summary.md`), or only
-    return the text with `to_stdout` (no plots then)."""
+    return the text with `to_stdout` (no plots then).
+
+    A summary written into the run folder is evidence itself (verify checks its figures), so the gates are run
+    once more over the folder with it, reusing everything already parsed, and the header and gate table are
+    rendered again if that changed them: the summary states what `audit verify` says of the folder it is in."""
     check_run_dir(run_dir)
     ev = RunEvidence(run_dir)
-    if not to_stdout:
-        output = output or default_output(run_dir, ev)
+    output = None if to_stdout else output or default_output(run_dir, ev)
     existing = None if to_stdout else _existing(output)
     plotter = Plotter() if not to_stdout and available() else None  # imports matplotlib while verify reads
     try:
@@ -129,12 +147,11 @@ def summarize(run_dir: Path, output: Path | None, milestone: str | None = None, 
         samples: SampleStats | None = None
         if "gpu_samples.jsonl" in ev.files:
             samples = read_gpu_samples(ev.root / "gpu_samples.jsonl", "gpu_samples.jsonl", keep_series=not to_stdout)
-        name = milestone or milestone_of(run_dir.resolve().name)
         data = SummaryInput(ev=ev, report=report, facts=run_facts(ev, report), run_dir=run_dir.as_posix(),
-                            milestone=name, samples=samples)
+                            milestone=milestone or milestone_of(run_dir.resolve().name), samples=samples)
         result = SummaryResult(text="", verdict=report.verdict, output=None if to_stdout else output)
         jobs: list[tuple[str, Path]] = []
-        if output is not None and not to_stdout:
+        if output is not None:
             loss_path, gpu_path = plot_paths(output)
             output.parent.mkdir(parents=True, exist_ok=True)
             root = run_dir.resolve()
@@ -147,12 +164,18 @@ def summarize(run_dir: Path, output: Path | None, milestone: str | None = None, 
     finally:
         if plotter is not None:
             plotter.close()
-    if existing is not None:
-        result.text, result.updated = merge(existing, bodies, str(output)), True
-    else:
-        folder = run_dir.resolve().name
-        result.text = document(f"{name} Milestone Summary: {folder}" if name != folder else f"Run Summary: {folder}",
-                               bodies)
-    if output is not None and not to_stdout:
+    result.text = _text(data, bodies, existing, output)
+    result.updated = existing is not None
+    if output is None:
+        return result
+    write_atomic(output, result.text)
+    for _ in range(SETTLE_ROUNDS if data.hidden else 0):  # written into the folder: verify it as it now stands
+        ev.refresh(data.hidden)
+        again = audit_run_dir(run_dir, list(REGISTRY), GateOptions(), strict=False, evidence=ev)
+        if _outcome(again) == _outcome(data.report) and again.verdict == data.report.verdict:
+            break
+        data.report, result.verdict = again, again.verdict  # e.g. its own PASS status is now a success claim
+        bodies.update({name: RENDERERS[name](data) for name in ("header", "quality-gates")})
+        result.text = _text(data, bodies, existing, output)
         write_atomic(output, result.text)
     return result

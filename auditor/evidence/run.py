@@ -5,13 +5,14 @@ from __future__ import annotations
 import json
 import os
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from auditor.evidence.checkpoint import Checkpoint, candidate_dirs, inspect_checkpoint, newest_trainer_state
-from auditor.evidence.digests import SumsEntry, parse_sha256sums
+from auditor.evidence.digests import SumsEntry, parse_sha256sums, sha256_files
 from auditor.evidence.logscan import LogSignals, scan_log
 from auditor.evidence.metrics import (
     FinalRecord,
@@ -86,6 +87,30 @@ class RunEvidence:
         self.root = root
         self.quick = quick
         self._texts: dict[str, TextDoc | None] = {}
+        self._digests: dict[Path, tuple[int, int, str | None]] = {}
+
+    def refresh(self, written: Iterable[str]) -> None:
+        """Forget what depends on the folder listing and on files just `written` into it (a rendered summary):
+        the next gate run sees them, while metrics, checkpoint headers and digests stay parsed."""
+        for name in ("_walk", "summaries", "templates"):
+            self.__dict__.pop(name, None)
+        for rel in written:
+            self._texts.pop(rel, None)
+
+    def sha256(self, paths: Iterable[Path]) -> dict[Path, str | None]:
+        """sha256 of files, each hashed once per evidence object unless its size or mtime changed."""
+        stamps: dict[Path, tuple[int, int]] = {}
+        for path in paths:
+            try:
+                info = path.stat()
+            except OSError:
+                stamps[path] = (-1, -1)
+                continue
+            stamps[path] = (info.st_size, info.st_mtime_ns)
+        stale = [p for p, stamp in stamps.items() if self._digests.get(p, (None, None, None))[:2] != stamp]
+        for path, digest in sha256_files(stale).items():
+            self._digests[path] = (*stamps[path], digest)
+        return {p: self._digests[p][2] for p in stamps}
 
     # -- files ---------------------------------------------------------------------------------------
     @cached_property

@@ -7,6 +7,7 @@ import re
 from typing import Any
 
 from auditor.evidence.text import TextDoc
+from auditor.render.owned import begin, end
 
 TEMPLATE_MARKERS = re.compile(
     r"PASTE (?:ACTUAL |YOUR |THE )?(?:OUTPUT|LOGS?|RESULTS?)|\bX\.X{2,}\b|\{\{\s*\w+\s*\}\}|"
@@ -16,6 +17,7 @@ TEMPLATE_MARKERS = re.compile(
     re.I,
 )
 TEMPLATE_SCAN_LIMIT = 2 * 1024 * 1024
+_VERIFY_QUOTES = (begin("quality-gates"), end("quality-gates"))
 NULL_SHARE = 0.5
 
 
@@ -29,8 +31,12 @@ def _leaves(value: Any) -> list[Any]:
 
 def template_problem(doc: TextDoc) -> tuple[str, int | None] | None:
     """Why a small text file looks like a template (placeholder marker, or JSON mostly null), if it does."""
+    quoting = False  # inside a summary's quality-gates block: verify's own messages, which quote what they found
     for number, line in enumerate(doc.lines, start=1):
-        match = TEMPLATE_MARKERS.search(line)
+        if line.strip() in _VERIFY_QUOTES:
+            quoting = line.strip() == _VERIFY_QUOTES[0]
+            continue
+        match = None if quoting else TEMPLATE_MARKERS.search(line)
         if match:
             return f"placeholder text {match.group(0)!r}", number
     if doc.path.endswith(".json"):

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from auditor.evidence.digests import sha256_files
 from auditor.evidence.run import RunEvidence
 from auditor.gates.base import GateContext, Results, gate, ref, where
 from auditor.models import EvidenceRef, GateResult
@@ -66,7 +65,7 @@ def _digests(ev: RunEvidence, ctx: GateContext, problems: list[tuple[str, Eviden
             to_hash[rel] = path
     if ctx.options.quick:
         return f"{len(expected)} listed file(s) present;", "digests not checked (--quick)"
-    actual = sha256_files(to_hash.values())
+    actual = ev.sha256(to_hash.values())
     for rel, path in to_hash.items():
         digest, pointer = expected[rel]
         if actual.get(path) != digest:

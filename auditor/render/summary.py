@@ -330,8 +330,8 @@ def quality_gates(data: SummaryInput) -> str:
     run = data.report
     return "\n".join(["## Quality Gates", "", *GATE_HEADER, *map(gate_row, run.gates), "",
                       f"Verdict: {SYMBOL[run.verdict]} **{run.verdict.upper()}** ({counts(run.gates)}), from "
-                      f"`audit verify {data.run_dir}` as the folder stood before this summary was written; the next "
-                      "verify also checks this summary's own figures (claims_consistent)."])
+                      f"`audit verify {data.run_dir}`" + (" on the folder with this summary in it: claims_consistent "
+                                                         "checks its figures too." if data.hidden else ".")])
 
 
 def _tree_lines(node: dict[str, Any], prefix: str, depth: int, collapse: int) -> list[str]:
