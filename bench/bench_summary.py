@@ -31,6 +31,7 @@ def main() -> None:
     summary = best([*audit, "summary", str(run), "--output", str(out)], args.repeat)
     text = best([*audit, "summary", str(run), "--output", "-"], args.repeat)
     inside = best([*audit, "summary", str(run)], args.repeat)  # last: it writes into the folder
+    verify_with = best([*audit, "verify", str(run)], args.repeat)  # its 15-row loss table is now claims to check
     rss = peak_rss_mib([*audit, "summary", str(run), "--output", str(out)])
     assert out.is_file() and out.with_name("m1m_v1_loss.png").is_file(), "the summary or its plot was not written"
     print("| measure | seconds | ratio to verify |")
@@ -40,6 +41,7 @@ def main() -> None:
     print(f"| `audit summary --output -` (markdown only), same folder | {text:.3f} | {text / verify:.2f} |")
     print(f"| `audit summary` into the run folder (gates re-run with the summary in it) | {inside:.3f} | "
           f"{inside / verify:.2f} |")
+    print(f"| `audit verify` of the folder with that summary in it | {verify_with:.3f} | {verify_with / verify:.2f} |")
     print(f"\npeak RSS of `audit summary`: {rss:.0f} MiB")
     shutil.rmtree(args.work, ignore_errors=True)
 
