@@ -74,14 +74,29 @@ def _existing(output: Path | None) -> str | None:
     return text
 
 
+def _name(data: SummaryInput) -> str:
+    """'M44: m44_v1', or the folder's name alone when it is its own milestone."""
+    folder = data.ev.root.resolve().name
+    return folder if data.milestone == folder else f"{data.milestone}: {folder}"
+
+
+def _start_plotter() -> Plotter | None:
+    """The drawing worker, started now so it imports matplotlib while verify reads; None without matplotlib."""
+    if not available():
+        return None
+    try:
+        return Plotter()
+    except OSError:  # cannot start a process here: the summary says the plots are missing
+        return None
+
+
 def _submit(plotter: Plotter | None, data: SummaryInput, loss_path: Path, gpu_path: Path,
             result: SummaryResult) -> list[tuple[str, Path]]:
     """Hand the series to the drawing worker and link the plots it will draw (the markdown is rendered while it
     draws); without matplotlib, say so in the summary instead."""
     series, stats = data.ev.metrics, data.samples
     wanted: list[tuple[str, Path, str, list[array]]] = []
-    folder = data.ev.root.resolve().name
-    title = folder if data.milestone == folder else f"{data.milestone}: {folder}"
+    title = _name(data)
     if series is not None and series.count:
         wanted.append(("loss", loss_path, f"{title} — loss ({series.path})", [series.steps, series.losses]))
     if stats is not None and stats.series:
@@ -121,8 +136,8 @@ def _text(data: SummaryInput, bodies: dict[str, str], existing: str | None, outp
     if existing is not None:
         return merge(existing, bodies, str(output))
     folder = data.ev.root.resolve().name
-    title = f"{data.milestone} Milestone Summary: {folder}" if data.milestone != folder else f"Run Summary: {folder}"
-    return document(title, bodies)
+    own = data.milestone == folder
+    return document(f"Run Summary: {folder}" if own else f"{data.milestone} Milestone Summary: {folder}", bodies)
 
 
 def _outcome(report: RunReport) -> list[tuple[str, str, str]]:
@@ -135,13 +150,14 @@ def summarize(run_dir: Path, output: Path | None, milestone: str | None = None, 
     return the text with `to_stdout` (no plots then).
 
     A summary written into the run folder is evidence itself (verify checks its figures), so the gates are run
-    once more over the folder with it, reusing everything already parsed, and the header and gate table are
-    rendered again if that changed them: the summary states what `audit verify` says of the folder it is in."""
+    again over the folder with it, reusing everything already parsed, and the header and gate table are
+    rendered again until that changes nothing: the summary states what `audit verify` says of the folder it is
+    in."""
     check_run_dir(run_dir)
     ev = RunEvidence(run_dir)
     output = None if to_stdout else output or default_output(run_dir, ev)
     existing = None if to_stdout else _existing(output)
-    plotter = Plotter() if not to_stdout and available() else None  # imports matplotlib while verify reads
+    plotter = None if to_stdout else _start_plotter()
     try:
         report = audit_run_dir(run_dir, list(REGISTRY), GateOptions(), strict=False, evidence=ev)
         samples: SampleStats | None = None

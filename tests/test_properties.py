@@ -70,3 +70,20 @@ def test_safetensors_hostile_header_lengths(header: bytes, size: int, tmp_path_f
     path.write_bytes(size.to_bytes(8, "little") + header)
     info = read_safetensors_header(path, "m.safetensors")
     assert info.problems or info.tensors == {} or info.size == path.stat().st_size
+
+
+@settings(max_examples=400, deadline=None)
+@given(value=st.floats(allow_nan=False, allow_infinity=False, min_value=-1e13, max_value=1e13),
+       significant=st.sampled_from([4, 6]))
+def test_summary_figures_round_trip_through_claims(value: float, significant: int) -> None:
+    """A figure `audit summary` writes, read back as a claim, matches the value it came from the way
+    claims_consistent compares them (at the coarser of the two displayed precisions)."""
+    from auditor.evidence.claims import decimals_of
+    from auditor.gates.claims_consistent import matches
+    from auditor.render.summary import figure
+
+    text = figure(value, significant)
+    claims = parse_summary(("| Metric | Value |", "|---|---|", f"| Throughput | {text} samples/sec |"), "s.md")
+    (claim,) = claims.figures
+    assert claim.value is not None
+    assert matches(claim.value, value, min(claim.decimals, decimals_of(repr(value)))), (value, text)
