@@ -216,6 +216,7 @@ def test_real_runs(name: str, tmp_path: Path) -> None:
     text = (folder / f"{name}_summary.md").read_text(encoding="utf-8")
     assert text.startswith(f"# {name[:3].upper()} Milestone Summary: {name}\n")
     assert "**Status:** ❌ FAIL" in text and "checkpoint_saved` | ❌ FAIL" in text
+    assert "**Date:** 2026-01-08 " in text and "(when env_snapshot.txt was recorded)" in text
     raw = (folder / "training_log.txt").read_bytes()  # m43's was written by PowerShell: UTF-16 with a BOM
     log = raw.decode("utf-16" if raw.startswith(b"\xff\xfe") else "utf-8")
     printed = [float(m) for m in re.findall(r"\{'loss': '?([\d.]+)", log)]

@@ -26,6 +26,8 @@ _FACTS: tuple[tuple[str, re.Pattern[str]], ...] = (
     ("driver", re.compile(r"^\s*(?:Driver Version|Nvidia driver version)\s*[:=]\s*([\d.]+)", re.I)),
     ("commit", re.compile(r"^\s*(?:Commit|git commit|commit_sha)\s*[:=]\s*([0-9a-f]{7,40})\b", re.I)),
     ("platform", re.compile(r"^\s*(?:Platform|OS)\s*[:=]\s*(.+)", re.I)),
+    ("date", re.compile(r"^\s*(?:Date|Captured(?: at)?|Timestamp)\s*[:=]\s*(\d{4}-\d{2}-\d{2}(?:[ T]\d{2}:\d{2}"
+                        r"(?::\d{2})?)?)", re.I)),
 )
 
 
@@ -62,7 +64,8 @@ def _from_json(data: dict[str, Any], facts: EnvFacts) -> None:
                             ("cuda", ("cuda", "cuda_version")), ("cuda_available", ("cuda_available",)),
                             ("driver", ("driver", "driver_version")), ("platform", ("platform",)),
                             ("commit", ("commit",)), ("jax_backend", ("jax_backend",)),
-                            ("logging_nan_inf_filter", ("logging_nan_inf_filter",))):
+                            ("logging_nan_inf_filter", ("logging_nan_inf_filter",)),
+                            ("date", ("date", "captured_at"))):
             if leaf in names and fact not in facts.facts:
                 facts.facts[fact] = str(value)
         if leaf in ("gpu", "gpu_name", "device_name") and "gpu" not in facts.facts:

@@ -93,6 +93,8 @@ def header(data: SummaryInput) -> str:
     if manifest is not None and manifest.outcome.ended_at:
         ended = manifest.outcome.ended_at
         lines.append(f"**Date:** {ended[:10]} {ended[11:19]} UTC (run ended; run_manifest.json)  ")
+    elif (date := ev.env_fact("date")) is not None:
+        lines.append(f"**Date:** {date[0]} (when {date[1]} was recorded)  ")
     else:
         lines.append("**Date:** not recorded (no run_manifest.json)  ")
     git = manifest.git if manifest is not None else None
