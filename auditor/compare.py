@@ -8,7 +8,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from auditor.evidence.envsnap import snapshot_json
+from auditor.evidence.envsnap import dotted, snapshot_json
 from auditor.evidence.run import RunEvidence
 from auditor.models import RunReport
 
@@ -17,15 +17,6 @@ ROWS = (("steps", "Steps"), ("runtime_s", "Runtime (s)"), ("samples_per_s", "Sam
         ("mean_train_loss", "Mean train loss (trainer)"), ("eval_examples", "Eval examples"),
         ("verdict", "Verify verdict"), ("failing_gates", "Failing gates"))
 _HARDWARE = ("gpu", "cuda", "driver", "jax_backend", "platform", "python")
-
-
-def _flatten(data: Any, prefix: str = "") -> dict[str, Any]:
-    if isinstance(data, dict):
-        out: dict[str, Any] = {}
-        for key, value in data.items():
-            out.update(_flatten(value, f"{prefix}.{key}" if prefix else str(key)))
-        return out
-    return {prefix: data}
 
 
 def run_facts(ev: RunEvidence, report: RunReport) -> dict[str, Any]:
@@ -37,10 +28,10 @@ def run_facts(ev: RunEvidence, report: RunReport) -> dict[str, Any]:
     config: dict[str, Any] = {}
     for name in ev.config_files:
         data, _ = ev.load_yaml(name)
-        config.update(_flatten(data) if isinstance(data, dict) else {})
+        config.update(dotted(data) if isinstance(data, dict) else {})
     if manifest is not None:  # what `audit run` was told: runner, seed and the plan it derived
         config.update({"run.runner": manifest.runner, "run.seed": manifest.seed})
-        config.update({f"plan.{k}": v for k, v in _flatten(dataclasses.asdict(manifest.plan)).items()
+        config.update({f"plan.{k}": v for k, v in dotted(dataclasses.asdict(manifest.plan)).items()
                        if not k.startswith("source")})
     packages = snapshot_json(ev.root).get("packages")
     packages = dict(packages) if isinstance(packages, dict) else {}

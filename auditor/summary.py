@@ -17,7 +17,7 @@ from auditor.evidence.paths import is_within, relative_name
 from auditor.evidence.run import RunEvidence
 from auditor.gates import REGISTRY, GateOptions
 from auditor.models import RunReport
-from auditor.render.owned import merge, owned_spans
+from auditor.render.owned import merge, owned_or_refuse
 from auditor.render.plot import Plotter, available
 from auditor.render.summary import RENDERERS, SummaryInput, blocks, document
 from auditor.verify import audit_run_dir, check_run_dir
@@ -69,8 +69,7 @@ def _existing(output: Path | None) -> str | None:
     except (OSError, UnicodeDecodeError) as exc:
         raise AuditInputError(f"{output}: cannot be read as UTF-8 text ({exc}); render elsewhere with "
                               "--output") from None
-    if not owned_spans(text.split("\n"), str(output)):
-        merge(text, {}, str(output))  # raises the "written by hand" error
+    owned_or_refuse(text.split("\n"), str(output))
     return text
 
 
@@ -165,7 +164,7 @@ def summarize(run_dir: Path, output: Path | None, milestone: str | None = None, 
             samples = read_gpu_samples(ev.root / "gpu_samples.jsonl", "gpu_samples.jsonl", keep_series=not to_stdout)
         data = SummaryInput(ev=ev, report=report, facts=run_facts(ev, report), run_dir=run_dir.as_posix(),
                             milestone=milestone or milestone_of(run_dir.resolve().name), samples=samples)
-        result = SummaryResult(text="", verdict=report.verdict, output=None if to_stdout else output)
+        result = SummaryResult(text="", verdict=report.verdict, output=output)
         jobs: list[tuple[str, Path]] = []
         if output is not None:
             loss_path, gpu_path = plot_paths(output)

@@ -43,9 +43,9 @@ class StatusLine:
         self._offset += end
         series = read_lines(data[:end], self.metrics.name)  # the one metrics reader: nested, HF and NaN records too
         if series.count:
-            last = series.count - 1
-            self.loss = series.losses[last]
-            self.step = series.step_of(last) if series.step_of(last) is not None else self.step
+            self.loss = series.losses[-1]
+            step = series.step_of(series.count - 1)
+            self.step = step if step is not None else self.step
 
     def render(self) -> str:
         """The status text, e.g. `● step 120/300 · loss 2.3100 · 0:42`."""

@@ -44,17 +44,18 @@ class EnvFacts:
         return self.facts.get(key)
 
 
+def dotted(data: Any, prefix: str = "") -> dict[str, Any]:
+    """Nested mappings as one level of dotted keys: {"a": {"b": 1}} → {"a.b": 1} (other values are leaves)."""
+    if isinstance(data, dict):
+        out: dict[str, Any] = {}
+        for key, value in data.items():
+            out.update(dotted(value, f"{prefix}.{key}" if prefix else str(key)))
+        return out
+    return {prefix: data}
+
+
 def _from_json(data: dict[str, Any], facts: EnvFacts) -> None:
-    flat: dict[str, Any] = {}
-
-    def walk(prefix: str, value: Any) -> None:
-        if isinstance(value, dict):
-            for k, v in value.items():
-                walk(f"{prefix}.{k}" if prefix else str(k), v)
-        else:
-            flat[prefix.lower()] = value
-
-    walk("", data)
+    flat = {key.lower(): value for key, value in dotted(data).items()}
     for key, value in flat.items():
         if value is None or value == "":
             continue

@@ -71,13 +71,19 @@ def owned_spans(lines: list[str], path: str) -> list[Span]:
     return spans
 
 
-def merge(existing: str, blocks: dict[str, str], path: str) -> str:
-    """`existing` with every owned block's body replaced by the new one (emptied when there is none)."""
-    lines = existing.split("\n")
+def owned_or_refuse(lines: list[str], path: str) -> list[Span]:
+    """The owned blocks of an existing file; a file with none was written by hand and is not taken over."""
     spans = owned_spans(lines, path)
     if not spans:
         raise AuditInputError(f"{path} exists and holds no '<!-- auditor:begin ... -->' blocks: it was written by "
                               "hand and would be overwritten; render elsewhere with --output, or delete it")
+    return spans
+
+
+def merge(existing: str, blocks: dict[str, str], path: str) -> str:
+    """`existing` with every owned block's body replaced by the new one (emptied when there is none)."""
+    lines = existing.split("\n")
+    spans = owned_or_refuse(lines, path)
     out: list[str] = []
     cursor = 0
     for span in spans:
