@@ -6,7 +6,7 @@ import json
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from auditor.evidence.paths import contained_path, relative_name
 from auditor.evidence.safetensors import (
@@ -20,17 +20,50 @@ INDEX_NAME = "model.safetensors.index.json"
 _CHECKPOINT_DIR = re.compile(r"checkpoint-(\d+)$")
 
 
+class WeightFile(Protocol):
+    """One file of tensors as a checkpoint format reads it from its bytes: names, dtypes and shapes."""
+
+    path: str
+    size: int
+    tensors: dict[str, tuple[str, tuple[int, ...]]]
+    problems: list[str]
+
+    @property
+    def parameters(self) -> int:
+        """Parameter count from tensor shapes."""
+
+
+@dataclass(frozen=True)
+class PickleGlobal:
+    """A global that a pickle inside a checkpoint imports when loaded (`module.name`), where it is imported."""
+
+    path: str
+    module: str
+    name: str
+    offset: int
+
+    @property
+    def qualified(self) -> str:
+        """`module.name`."""
+        return f"{self.module}.{self.name}"
+
+
 @dataclass
 class Checkpoint:
-    """A model directory: config.json, safetensors headers, the shard index and what is wrong."""
+    """A checkpoint (a model directory or a single file): its format, config, weight files read from their bytes,
+    the shard index, and what is wrong. `problems` are 'path: what' strings."""
 
     directory: str
+    format: str = "safetensors"
     config: dict[str, Any] | None = None
     config_problem: str | None = None
-    files: list[SafetensorsInfo] = field(default_factory=list)
+    files: list[WeightFile] = field(default_factory=list)
     index: ShardIndex | None = None
     missing_shards: list[str] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
+    step: int | None = None
+    pickle_globals: list[PickleGlobal] = field(default_factory=list)
+    summary: str = ""  # what was checked, in words, for the gate's pass message
 
     @property
     def parameters(self) -> int:

@@ -58,9 +58,22 @@ class FinalRecord:
     step: int | None = None
 
 
+@dataclass(frozen=True)
+class SourceOutcome:
+    """How a run ended according to a metrics source that records it (MLPerf `run_stop` status, a notebook's
+    error output): `succeeded` False is a failure the source itself reports, at `line` (or byte offset)."""
+
+    status: str
+    succeeded: bool
+    line: int | None = None
+    detail: str = ""
+
+
 @dataclass
 class MetricsSeries:
-    """Loss points from one source, stored compactly so a million records stay small."""
+    """Loss points from one source, stored compactly so a million records stay small. Besides the loss curve a
+    source may record the plan it declares (Plan field names), hyper-parameters, the commit, the last value of
+    each evaluation metric, facts about the run (hardware, seed) and the outcome it reports."""
 
     path: str
     kind: str
@@ -84,6 +97,24 @@ class MetricsSeries:
     # lines that were not matched as numbers-only records, kept (bounded) for the credential scan
     other_lines: list[tuple[int, bytes]] = field(default_factory=list)
     other_bytes: int = 0
+    # what bad_lines' and lines' numbers count: "line" (1-based), "byte" (offset in a binary file), "record"
+    position: str = "line"
+    rule: str | None = None  # the named rule that read a printed log
+    plan: dict[str, Any] = field(default_factory=dict)
+    hparams: dict[str, Any] = field(default_factory=dict)
+    commit: str | None = None
+    evals: dict[str, float] = field(default_factory=dict)
+    eval_count: int = 0
+    facts: dict[str, str] = field(default_factory=dict)
+    outcome: SourceOutcome | None = None
+
+    def at(self, number: int | None) -> str:
+        """`path:line`, `path (byte N)` or `path (record N)` for a position in this source."""
+        if not number or number <= 0:
+            return self.path
+        if self.position == "line":
+            return f"{self.path}:{number}"
+        return f"{self.path} ({self.position} {number})"
 
     @property
     def max_epoch(self) -> float | None:
