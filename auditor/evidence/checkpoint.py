@@ -3,21 +3,18 @@
 from __future__ import annotations
 
 import json
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
 from auditor.evidence.paths import contained_path, relative_name
 from auditor.evidence.safetensors import (
-    SafetensorsInfo,
     ShardIndex,
     read_safetensors_header,
     read_shard_index,
 )
 
 INDEX_NAME = "model.safetensors.index.json"
-_CHECKPOINT_DIR = re.compile(r"checkpoint-(\d+)$")
 
 
 class WeightFile(Protocol):
@@ -77,45 +74,6 @@ class Checkpoint:
                 if name.endswith(suffixes):
                     return shape
         return None
-
-
-def candidate_dirs(root: Path) -> list[Path]:
-    """Model directories, most final first: final_model, then checkpoints by descending step."""
-    found: list[Path] = []
-    for rel in ("training_output/final_model", "final_model", "training_output/model", "model"):
-        path = root / rel
-        if path.is_dir() and not path.is_symlink():
-            found.append(path)
-    numbered: list[tuple[int, Path]] = []
-    for parent in (root / "training_output" / "checkpoints", root / "checkpoints", root / "training_output"):
-        if parent.is_dir():
-            for child in parent.iterdir():
-                match = _CHECKPOINT_DIR.search(child.name)
-                if match and child.is_dir():
-                    numbered.append((int(match.group(1)), child))
-    found.extend(path for _, path in sorted(numbered, reverse=True))
-    return [p for p in found if _is_model_dir(p)]
-
-
-def _is_model_dir(path: Path) -> bool:
-    try:
-        return any(p.name == "config.json" or p.suffix == ".safetensors" or p.name == INDEX_NAME
-                   for p in path.iterdir())
-    except OSError:
-        return False
-
-
-def newest_trainer_state(root: Path) -> Path | None:
-    """trainer_state.json of the newest checkpoint-N, else of training_output/."""
-    best: tuple[int, Path] | None = None
-    for path in root.glob("**/checkpoint-*/trainer_state.json"):
-        match = _CHECKPOINT_DIR.search(path.parent.name)
-        if match and (best is None or int(match.group(1)) > best[0]):
-            best = (int(match.group(1)), path)
-    if best:
-        return best[1]
-    plain = root / "training_output" / "trainer_state.json"
-    return plain if plain.is_file() else None
 
 
 def inspect_checkpoint(root: Path, directory: Path) -> Checkpoint:

@@ -589,11 +589,12 @@ def read_log_dicts(lines: tuple[str, ...], name: str, total_steps: int | None) -
     for number, record in iter_log_dicts(lines):
         series.add(record, number)
     if series.count and all(s < 0 for s in series.steps):
-        _infer_steps(series, total_steps)
+        infer_steps(series, total_steps)
     return series
 
 
-def _infer_steps(series: MetricsSeries, total_steps: int | None) -> None:
+def infer_steps(series: MetricsSeries, total_steps: int | None) -> None:
+    """Steps of printed HF dicts from the planned total, when one interval fits their count and epochs."""
     n = series.count
     # Counting dicts into a planned total only holds for a run that ended normally (final record printed);
     # a killed run printed fewer dicts and its steps stay unknown.
@@ -629,7 +630,7 @@ def records_at(path: Path, kind: str, wanted: Iterable[int]) -> dict[int, dict[s
     line is split, so a million-line file costs about one read. Lines that hold no record are left out;
     trainer_state.json has no lines."""
     targets = sorted({line for line in wanted if line > 0})
-    if not targets or kind == "trainer_state":
+    if not targets or kind not in ("metrics.jsonl", "log"):
         return {}
     out: dict[int, dict[str, Any]] = {}
     first_line, next_target = 1, 0

@@ -6,11 +6,12 @@ from __future__ import annotations
 import os
 import stat
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
 
 from auditor.evidence.paths import contained_path
+from auditor.evidence.text import MAX_TEXT_BYTES, TextDoc, decode_bytes, split_lines
 
 HEAD_BYTES = 64 * 1024  # what discovery reads to recognise a format by its content
 
@@ -57,6 +58,23 @@ class Folder:
 
     root: Path
     files: Sequence[str]
+    _texts: dict[str, TextDoc | None] = field(default_factory=dict, compare=False, repr=False)
+
+    def text(self, rel: str, limit: int = MAX_TEXT_BYTES) -> TextDoc | None:
+        """A decoded text file (UTF-8/16, BOM, CRLF, cp1252), cached; None when it cannot be read."""
+        if rel not in self._texts:
+            try:
+                data, _ = self.read(rel, limit)
+            except EvidenceUnreadable:
+                self._texts[rel] = None
+            else:
+                text, encoding = decode_bytes(data)
+                self._texts[rel] = TextDoc(path=rel, lines=split_lines(text.replace("\x00", "")), encoding=encoding)
+        return self._texts[rel]
+
+    def forget(self, rel: str) -> None:
+        """Drop a cached text (the file was just rewritten)."""
+        self._texts.pop(rel, None)
 
     def open(self, rel: str) -> BinaryIO:
         """open_evidence within this folder."""

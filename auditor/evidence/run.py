@@ -11,7 +11,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from auditor.evidence.checkpoint import Checkpoint, candidate_dirs, inspect_checkpoint, newest_trainer_state
+from auditor.evidence.checkpoint import Checkpoint
 from auditor.evidence.digests import SumsEntry, parse_sha256sums, sha256_files
 from auditor.evidence.logscan import LogSignals, scan_log
 from auditor.evidence.metrics import (
@@ -19,15 +19,16 @@ from auditor.evidence.metrics import (
     MetricsSeries,
     Progress,
     flatten,
+    infer_steps,
     last_progress,
-    read_jsonl,
-    read_log_dicts,
-    read_trainer_state,
 )
+from auditor.evidence.opener import Folder
 from auditor.evidence.paths import contained_path
 from auditor.evidence.plan import normalize_device, plan_fields
+from auditor.evidence.sources import CHECKPOINTS, METRICS
+from auditor.evidence.sources.interface import Candidate, name_matches
 from auditor.evidence.templates import TEMPLATE_SCAN_LIMIT, template_problem
-from auditor.evidence.text import TextDoc, read_text
+from auditor.evidence.text import TextDoc
 from auditor.models import Plan, RunManifest
 from auditor.schemas import from_jsonable, to_jsonable, validation_errors
 
@@ -52,14 +53,16 @@ TEXT_SUFFIXES = (".txt", ".log", ".md", ".json", ".jsonl", ".yaml", ".yml", ".cf
 
 
 def is_run_folder(path: Path) -> bool:
-    """A folder holding any run-folder file is a run folder, however broken."""
+    """A folder holding any run-folder file, or any file of a format `audit formats` lists, is a run folder,
+    however broken."""
     try:
         names = set(os.listdir(path))
     except OSError:
         return False
-    return bool(names & set(RUN_FOLDER_MARKERS)) or any(
-        n.endswith(("_summary.md", "_config.yaml")) for n in names
-    )
+    if names & set(RUN_FOLDER_MARKERS) or any(n.endswith(("_summary.md", "_config.yaml")) for n in names):
+        return True
+    evidence = RunEvidence(path)
+    return bool(evidence.claimed or evidence.checkpoint_candidates)
 
 
 @dataclass(frozen=True)
@@ -87,12 +90,14 @@ class RunEvidence:
         self.root = root
         self.quick = quick
         self._texts: dict[str, TextDoc | None] = {}
+        self._heads: dict[str, bytes] = {}
+        self._inspected: dict[tuple[str, str], Checkpoint] = {}
         self._digests: dict[Path, tuple[int, int, str | None]] = {}
 
     def refresh(self, written: Iterable[str]) -> None:
         """Forget what depends on the folder listing and on files just `written` into it (a rendered summary):
         the next gate run sees them, while metrics, checkpoint headers and digests stay parsed."""
-        for name in ("_walk", "summaries", "templates"):
+        for name in ("_walk", "folder", "summaries", "templates"):
             self.__dict__.pop(name, None)
         for rel in written:
             self._texts.pop(rel, None)
@@ -152,11 +157,20 @@ class RunEvidence:
         present = set(self.files)
         return next((n for n in names if n in present), None)
 
+    @cached_property
+    def folder(self) -> Folder:
+        """The folder as evidence sources see it (the one way they open files)."""
+        return Folder(self.root, self.files, self._texts)
+
     def text(self, rel: str) -> TextDoc | None:
         """A decoded text file (cached)."""
-        if rel not in self._texts:
-            self._texts[rel] = read_text(self.root / rel, rel)
-        return self._texts[rel]
+        return self.folder.text(rel)
+
+    def head(self, rel: str) -> bytes:
+        """The first bytes of a file, for recognising its format (cached)."""
+        if rel not in self._heads:
+            self._heads[rel] = self.folder.head(rel)
+        return self._heads[rel]
 
     def text_files(self) -> list[str]:
         """Files that hold text evidence (weights and other binaries excluded)."""
@@ -247,10 +261,11 @@ class RunEvidence:
                     fields["device"] = normalize_device(match.group(1))
                     sources["device"] = f"{self.training_log.path}:{number}"
                     break
-        state = self.trainer_state
-        if "max_steps" not in fields and state is not None and state[1]:
-            fields["max_steps"] = state[1]
-            sources["max_steps"] = state[0].path
+        for series in self._read_sources:  # plans the evidence formats declare (trainer_state max_steps, params)
+            for key, value in series.plan.items():
+                if key not in fields and value is not None:
+                    fields[key] = value
+                    sources[key] = series.path
         return Plan(**fields, source=sources)
 
     # -- logs ----------------------------------------------------------------------------------------
@@ -296,29 +311,35 @@ class RunEvidence:
 
     # -- metrics -------------------------------------------------------------------------------------
     @cached_property
-    def trainer_state(self) -> tuple[MetricsSeries, int | None] | None:
-        """The newest HF trainer_state.json as a series, and its max_steps."""
-        path = newest_trainer_state(self.root)
-        if path is None:
-            return None
-        return read_trainer_state(path, path.relative_to(self.root).as_posix())
+    def claimed(self) -> dict[str, list[str]]:
+        """Format id → the files of the folder that metrics format reads (by name, then content)."""
+        out: dict[str, list[str]] = {}
+        for format_id, source in METRICS.items():
+            files = [rel for rel in self.files
+                     if name_matches(rel, source.info.looks_for) and source.claims(rel, self.head(rel))]
+            if files:
+                out[format_id] = source.select(files)
+        return out
+
+    @cached_property
+    def _read_sources(self) -> list[MetricsSeries]:
+        """Every series every metrics format read, in registry order (steps not yet inferred)."""
+        found: list[MetricsSeries] = []
+        for format_id, files in self.claimed.items():
+            for rel in files:
+                found.extend(METRICS[format_id].read(self.folder, rel))
+        return found
 
     @cached_property
     def metrics_sources(self) -> list[MetricsSeries]:
-        """Every metrics source found: metrics.jsonl, trainer_state.json, training-log dicts."""
-        sources: list[MetricsSeries] = []
-        name = self.first_existing(METRICS_NAMES)
-        if name:
-            sources.append(read_jsonl(self.root / name, name))
-        if self.trainer_state is not None:
-            sources.append(self.trainer_state[0])
-        log = self.training_log
-        if log is not None:
-            total = self.progress.total if self.progress else None
-            total = total or (self.plan.max_steps if self.plan.max_steps else None)
-            series = read_log_dicts(log.lines, log.path, total)
-            if series.records:
-                sources.append(series)
+        """Every metrics source found (metrics.jsonl, trainer_state.json, printed logs, TensorBoard, CSV, MLflow,
+        MLPerf, ...); HF's printed dicts get their steps from the planned total."""
+        sources = [s for s in self._read_sources if s.records or s.bad_count or s.outcome or s.evals]
+        total = self.progress.total if self.progress else None
+        total = total or (self.plan.max_steps if self.plan.max_steps else None)
+        for series in sources:
+            if series.rule == "hf_dict" and series.count and all(step < 0 for step in series.steps):
+                infer_steps(series, total)
         return sources
 
     @cached_property
@@ -369,14 +390,32 @@ class RunEvidence:
         steps += [f.step for f in self.final_records if f.step is not None]
         if self.progress:
             steps.append(self.progress.done)
+        if self.checkpoint is not None and self.checkpoint.step is not None:
+            steps.append(self.checkpoint.step)
         return max(steps) if steps else None
 
     # -- other evidence ------------------------------------------------------------------------------
     @cached_property
+    def checkpoint_candidates(self) -> list[Candidate]:
+        """Every checkpoint of every format, the final one first: named final (final_model, last.ckpt, the
+        `latest` tag), then by descending step, then in registry order."""
+        found = [c for source in CHECKPOINTS.values() for c in source.find(self.folder)]
+        order = {format_id: i for i, format_id in enumerate(CHECKPOINTS)}
+        return sorted(found, key=lambda c: (not c.final, -(c.step if c.step is not None else -1),
+                                            order[c.source], c.location))
+
+    def inspect(self, candidate: Candidate) -> Checkpoint:
+        """One checkpoint's structure, read from its bytes by its format (cached)."""
+        key = (candidate.source, candidate.location)
+        if key not in self._inspected:
+            self._inspected[key] = CHECKPOINTS[candidate.source].inspect(self.folder, candidate)
+        return self._inspected[key]
+
+    @cached_property
     def checkpoint(self) -> Checkpoint | None:
         """The final checkpoint's structure (headers only), None when the folder holds none."""
-        dirs = candidate_dirs(self.root)
-        return inspect_checkpoint(self.root, dirs[0]) if dirs else None
+        candidates = self.checkpoint_candidates
+        return self.inspect(candidates[0]) if candidates else None
 
     @cached_property
     def gpu_snapshot(self) -> GpuSnapshot | None:

@@ -38,7 +38,7 @@ data = torch.utils.data.TensorDataset(x, y)
 train = torch.utils.data.DataLoader(data, batch_size=32, shuffle=True)
 val = torch.utils.data.DataLoader(data, batch_size=128)
 trainer = L.Trainer(
-    max_steps=args.steps, accelerator="cpu", log_every_n_steps=5, val_check_interval=40,
+    max_steps=args.steps, accelerator="cpu", log_every_n_steps=5, val_check_interval=40, check_val_every_n_epoch=None,
     logger=[CSVLogger("logs"), TensorBoardLogger("tb_logs")],
     callbacks=[ModelCheckpoint(dirpath="checkpoints", save_last=True, every_n_train_steps=40)],
     enable_progress_bar=False,

@@ -49,6 +49,11 @@ class MetricsSource(ABC):
         """Whether this format reads the file (by default: its name matches `looks_for`)."""
         return name_matches(rel, self.info.looks_for)
 
+    def select(self, claimed: list[str]) -> list[str]:
+        """Of the files this format claimed, the ones to read (by default all; a format whose newer files contain
+        the older ones, like trainer_state.json per checkpoint, keeps the newest)."""
+        return claimed
+
     @abstractmethod
     def read(self, folder: Folder, rel: str) -> list[MetricsSeries]:
         """The series in one claimed file (a store may hold several runs); problems are recorded on the series
