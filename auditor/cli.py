@@ -339,6 +339,15 @@ def gates() -> None:
 
 
 @cli.command()
+@click.option("--format", "fmt", type=click.Choice(["text", "markdown", "json"]), default="text", show_default=True)
+def formats(fmt: str) -> None:
+    """List every evidence format read (metrics, logs, checkpoints), with the files each looks for."""
+    from auditor.formats import RENDER
+
+    click.echo(RENDER[fmt](), nl=False)
+
+
+@cli.command()
 @click.argument("name", required=False)
 @click.option("--write", "write_dir", type=click.Path(path_type=Path), help="Write every schema into DIR.")
 def schema(name: str | None, write_dir: Path | None) -> None:

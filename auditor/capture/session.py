@@ -23,6 +23,7 @@ from auditor.capture.environment import finish_probe, interpreter_of, snapshot, 
 from auditor.capture.files import FolderLock, utc_now, write_json_atomic
 from auditor.capture.git import capture_git
 from auditor.capture.gpu import start_capture
+from auditor.capture.outputs import MAX_ENTRIES, OutputWatch
 from auditor.capture.process import ProcessResult, run_child
 from auditor.capture.torchrun import python_target, tidy_rank_logs, torchrun_command
 from auditor.errors import AuditInputError
@@ -107,6 +108,8 @@ def _role(rel: str) -> str:
         return "metrics"
     if "/checkpoints/" in rel or "/final_model/" in rel:
         return "checkpoint"
+    if rel.startswith("outputs/"):
+        return "output"
     roles = {LOG: "log", "predictions.jsonl": "predictions", "eval_log.txt": "eval", "env_snapshot.json": "env",
              "gpu_snapshot.json": "gpu", "gpu_snapshot.txt": "gpu", "gpu_samples.jsonl": "gpu",
              "git_diff.patch": "diff"}
@@ -186,6 +189,7 @@ def _run_locked(request: RunRequest, runner: Runner, spec: LaunchSpec, folder: P
     command = spec.command
     if request.nproc_per_node > 1:
         command = torchrun_command(spec.command, request.nproc_per_node, folder)
+    watch = OutputWatch(Path.cwd(), folder)
     started = utc_now()
     manifest = RunManifest(
         run_id=run_id, created_at=started, runner=request.runner, command=[redact(c) for c in command],
@@ -231,6 +235,11 @@ def _run_locked(request: RunRequest, runner: Runner, spec: LaunchSpec, folder: P
     writer.stop_heartbeat()
     tidy_rank_logs(folder)
     facts = runner.collect(request, spec, folder)
+    brought = watch.collect(folder)
+    if brought:
+        facts["outputs_collected"] = f"{len(brought)} file(s) the command wrote into {Path.cwd()}, under outputs/"
+    if watch.truncated:
+        facts["outputs_scan"] = f"stopped after {MAX_ENTRIES} entries of the working directory"
     env_doc = snapshot(finish_probe(probe[0]) if probe else {"probe_error": "the training never started"}, env,
                        request.capture_env)
     env_doc.update(facts)

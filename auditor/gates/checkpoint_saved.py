@@ -21,8 +21,9 @@ def check(ev: RunEvidence, ctx: GateContext) -> GateResult:
             for line, target in signals.saved_to[-1:]:
                 pointers.append(ref(signals.path, line))
                 hint = f"; {signals.path}:{line} says it was saved to {target}, outside this folder"
-        return R("fail", "no checkpoint in the folder (expected training_output/final_model/ with config.json "
-                 f"and .safetensors){hint}; copy the final model into the run folder", *pointers)
+        return R("fail", "no checkpoint in the folder (looked for every checkpoint format `audit formats` lists: "
+                 f"safetensors model folders, torch.save archives, DCP, DeepSpeed, Orbax){hint}; save the final "
+                 "model inside the run folder", *pointers)
     if ckpt.missing_shards:
         index = ckpt.index.path if ckpt.index else ckpt.directory
         total = len(ckpt.index.shards) if ckpt.index else len(ckpt.missing_shards)
@@ -32,9 +33,9 @@ def check(ev: RunEvidence, ctx: GateContext) -> GateResult:
     if ckpt.problems:
         return R("fail", f"checkpoint {ckpt.directory}/ is not valid: " + "; ".join(ckpt.problems[:3]),
                  ref(ckpt.problems[0].split(":", 1)[0]))
-    if ckpt.config_problem:
+    if ckpt.config_problem and ckpt.format == "safetensors":
         return R("fail", f"{ckpt.directory}/{ckpt.config_problem}; save the model with its config "
                  "(save_pretrained writes both)", ref(f"{ckpt.directory}/config.json"))
-    files = len(ckpt.files)
-    return R("pass", f"{ckpt.directory}/: {files} safetensors file(s), {ckpt.parameters:,} parameters, headers "
-             "cover every byte, config.json parses", ref(f"{ckpt.directory}/config.json"))
+    if ckpt.format == "safetensors":
+        return R("pass", f"{ckpt.directory}/: {ckpt.summary}", ref(f"{ckpt.directory}/config.json"))
+    return R("pass", f"{ckpt.directory}: {ckpt.summary}", ref(ckpt.directory))

@@ -102,6 +102,14 @@ def check(ev: RunEvidence, ctx: GateContext) -> GateResult:
     problem = _rank_problem(ev)
     if problem is not None:
         return problem
+    ended = [s for s in ev.metrics_sources if s.outcome is not None]
+    bad_ends = [s for s in ended if s.outcome is not None and not s.outcome.succeeded]
+    if bad_ends and bad_ends[0].outcome is not None:
+        first = bad_ends[0].outcome
+        more = f" (+{len(bad_ends) - 1} more)" if len(bad_ends) > 1 else ""
+        detail = f": {first.detail}" if first.detail else ""
+        return R("fail", f"{bad_ends[0].at(first.line)} records the run ended {first.status!r}{detail}{more}",
+                 ref(bad_ends[0].path, first.line if bad_ends[0].position == "line" else None))
     ranks = f"; all {len(ev.ranks)} ranks exited 0" if ev.ranks else ""
     plan = ev.plan
     reached = ev.evidence_max_step
@@ -131,6 +139,13 @@ def check(ev: RunEvidence, ctx: GateContext) -> GateResult:
             return R("fail", f"planned {plan.num_epochs:g} epochs ({source}), evidence reaches epoch {last:g}",
                      ref(source), *evidence)
         return R("pass", f"reached epoch {last:g} of {plan.num_epochs:g} planned", ref(source), *evidence)
+    exited_zero = manifest is not None and manifest.outcome.status == "succeeded" and manifest.outcome.exit_code == 0
+    if series is not None and series.count and (exited_zero or ended):
+        how = "the command exited 0 (run_manifest.json)" if exited_zero else \
+            f"{ended[0].at(ended[0].outcome.line if ended[0].outcome else None)} records a successful end"
+        return R("pass", f"no planned step count declared; {how} after logging up to step {reached} "
+                 f"({series.path}{f', read by rule {series.rule}' if series.rule else ''})",
+                 ref("run_manifest.json") if exited_zero else ref(ended[0].path), *evidence)
     progress = ev.progress
     if progress is not None and final is not None:
         log = ev.training_log.path if ev.training_log else "training_log.txt"
