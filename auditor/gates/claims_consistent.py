@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 
-from auditor.evidence.metrics import FinalRecord
+from auditor.evidence.metrics import FinalRecord, MetricsSeries
 from auditor.evidence.run import RunEvidence
 from auditor.gates.base import GateContext, Results, gate, ref, where
 from auditor.models import Claim, EvidenceRef, GateResult, LossRow
@@ -177,6 +177,59 @@ class _Audit:
                     return
 
 
+def _step_index(series: MetricsSeries) -> dict[int, int] | None:
+    """step → index of its loss point, None when steps are unknown, inferred or repeat (nothing to align)."""
+    if series.steps_inferred or not series.count:
+        return None
+    index: dict[int, int] = {}
+    for i, step in enumerate(series.steps):
+        if step < 0 or step in index:
+            return None
+        index[step] = i
+    return index
+
+
+def same_loss(a: float, b: float) -> bool:
+    """Two sources' losses for one step agree: at the coarser displayed precision, or within float32 rounding
+    (TensorBoard stores float32; a CSV or JSON log the double)."""
+    from auditor.evidence.claims import decimals_of
+
+    if a == b or abs(a - b) <= 1e-6 * max(abs(a), abs(b)):
+        return True
+    return matches(a, b, min(decimals_of(repr(a)), decimals_of(repr(b))))
+
+
+def cross_check_series(ev: RunEvidence) -> tuple[int, list[tuple[str, EvidenceRef]]]:
+    """Every pair of metrics sources that logged the same steps must log the same losses there: else the files
+    come from different runs (or one was edited). Returns how many pairs of sources shared steps, and the
+    mismatches."""
+    indexed = [(s, idx) for s in ev.metrics_sources if (idx := _step_index(s)) is not None]
+    compared, found = 0, []
+    for i, (a, a_index) in enumerate(indexed):
+        for b, b_index in indexed[i + 1:]:
+            small, small_index, large = (a, a_index, b) if len(a_index) <= len(b_index) else (b, b_index, a)
+            large_index = b_index if large is b else a_index
+            mismatches = []
+            shared = 0
+            for step, k in small_index.items():
+                j = large_index.get(step)
+                if j is None:
+                    continue
+                shared += 1
+                x, y = small.losses[k], large.losses[j]
+                if x == x and y == y and not same_loss(x, y):  # NaN is loss_decreased's finding
+                    mismatches.append((step, k, j))
+            compared += shared > 0
+            if mismatches:
+                step, k, j = mismatches[0]
+                more = f" (+{len(mismatches) - 1} more step(s))" if len(mismatches) > 1 else ""
+                found.append((f"step {step} is logged with loss {small.losses[k]:.6g} in {small.at(small.line_of(k))} "
+                              f"but {large.losses[j]:.6g} in {large.at(large.line_of(j))}{more}: the sources disagree "
+                              "(different runs, or an edited log)",
+                              ref(small.path, small.line_of(k) if small.position == "line" else None)))
+    return compared, found
+
+
 @gate("claims_consistent", "every figure claimed in the manifest or summary matches what verify recomputes")
 def check(ev: RunEvidence, ctx: GateContext) -> GateResult:
     """Recompute every claimed figure; a figure matches within its displayed precision."""
@@ -193,6 +246,9 @@ def check(ev: RunEvidence, ctx: GateContext) -> GateResult:
             audit.figure(Claim(key=key, label=key, text=f"{value:g}", value=value, decimals=6,
                                path="run_manifest.json", line=1))
     audit.cross_check_finals()
+    compared, disagreements = cross_check_series(ev)
+    audit.checked += compared
+    audit.failures.extend(disagreements)
     if audit.failures:
         first = audit.failures[0][0]
         more = f" (+{len(audit.failures) - 1} more mismatch(es))" if len(audit.failures) > 1 else ""
