@@ -394,6 +394,17 @@ class RunEvidence:
             steps.append(self.checkpoint.step)
         return max(steps) if steps else None
 
+    @cached_property
+    def steps_taken(self) -> tuple[int | None, bool]:
+        """Optimizer steps the evidence shows taken, and whether a source numbers its steps from 0 (it logged a loss
+        at step 0, so its last step N means N + 1 steps: MLflow/TensorBoard loops over range(max_steps))."""
+        reached = self.evidence_max_step
+        zero_based = [s.max_step + 1 for s in self.metrics_sources
+                      if s.max_step is not None and s.count and 0 in s.steps]
+        if zero_based and (reached is None or max(zero_based) > reached):
+            return max(zero_based), True
+        return reached, False
+
     # -- other evidence ------------------------------------------------------------------------------
     @cached_property
     def checkpoint_candidates(self) -> list[Candidate]:

@@ -27,8 +27,10 @@ def check(ev: RunEvidence, ctx: GateContext) -> GateResult:
     for series in ev.metrics_sources:
         if series.bad_count:
             line, why = series.bad_lines[0]
-            problems.append((f"{series.bad_count} unparseable metrics line(s); first {where(series.path, line)}: "
-                             f"{why}", ref(series.path, line)))
+            what = "unparseable metrics line(s)" if series.position == "line" else "unreadable metrics record(s)"
+            problems.append((f"{series.bad_count} {what}; first {series.at(line)}: {why}",
+                             ref(series.path, line if series.position == "line" else None,
+                                 None if series.position == "line" else f"{series.position} {line}")))
     for rel, problem, line in ev.config_problems:
         problems.append((f"{where(rel, line)} {problem}", ref(rel, line)))
     digest_checks, digest_note = _digests(ev, ctx, problems)

@@ -124,10 +124,12 @@ def check(ev: RunEvidence, ctx: GateContext) -> GateResult:
         if reached is None:
             return R("fail", f"planned {planned_steps} steps ({source}) but no training step was recorded "
                      "(no metrics, no trainer_state, no progress in the log)", ref(source))
-        if reached < planned_steps:
-            return R("fail", f"planned {planned_steps} steps ({source}), evidence reaches step {reached}: "
+        taken, zero_based = ev.steps_taken
+        counted = f" (steps numbered from 0: {taken} taken)" if zero_based else ""
+        if taken is not None and taken < planned_steps:
+            return R("fail", f"planned {planned_steps} steps ({source}), evidence reaches step {reached}{counted}: "
                      "training stopped early", ref(source), *evidence)
-        return R("pass", f"reached step {reached} of {planned_steps} planned{ranks}", ref(source), *evidence)
+        return R("pass", f"reached step {reached}{counted} of {planned_steps} planned{ranks}", ref(source), *evidence)
     if plan.num_epochs is not None:
         source = plan.source.get("num_epochs", "plan")
         epochs = [e for e in (s.max_epoch for s in ev.metrics_sources) if e is not None]

@@ -10,6 +10,7 @@ from auditor.evidence.sources import (  # noqa: F401  (importing registers each 
     csvlog,
     hf_model,
     jsonl,
+    mlflow,
     printed,
     trainer_state,
 )
@@ -18,7 +19,7 @@ from auditor.evidence.sources.registry import CHECKPOINTS, METRICS, formats
 __all__ = ["CHECKPOINTS", "METRICS", "formats"]
 
 # Registry order: the loss series to audit is the source with most points, earlier ones winning ties.
-METRICS_ORDER = ("metrics_jsonl", "hf_trainer_state", "printed_progress", "csv_log")
+METRICS_ORDER = ("metrics_jsonl", "hf_trainer_state", "csv_log", "mlflow", "printed_progress")
 CHECKPOINTS_ORDER = ("safetensors",)
 
 
