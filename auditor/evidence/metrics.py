@@ -107,6 +107,11 @@ class MetricsSeries:
     eval_count: int = 0
     facts: dict[str, str] = field(default_factory=dict)
     outcome: SourceOutcome | None = None
+    # the independent run this series belongs to, where a folder holds several (an MLPerf result_N.txt, an MLflow
+    # run id); None: the folder's one run. Sources of different runs are not cross-checked against each other.
+    run: str | None = None
+    failures_allowed: int = 0  # of a set of independent runs, how many may fail (MLPerf drops one)
+    needs_checkpoint: bool = True  # False where the format's evidence never includes weights (MLPerf results)
 
     def at(self, number: int | None) -> str:
         """`path:line`, `path (byte N)` or `path (record N)` for a position in this source."""

@@ -49,7 +49,7 @@ ENV_NAMES = ("env_snapshot.json", "env_snapshot.txt", "env_info.txt", "collect_e
 GPU_NAMES = ("gpu_snapshot.json", "gpu_snapshot.txt", "nvidia_smi.txt", "nvidia-smi.txt")
 METRICS_NAMES = ("training_output/metrics.jsonl", "metrics.jsonl")
 TEXT_SUFFIXES = (".txt", ".log", ".md", ".json", ".jsonl", ".yaml", ".yml", ".cfg", ".toml", ".csv", ".sh", ".py",
-                 ".env", ".ini", "")
+                 ".env", ".ini", ".ipynb", ".out", ".err", "")
 
 
 def is_run_folder(path: Path) -> bool:
@@ -300,8 +300,17 @@ class RunEvidence:
     @cached_property
     def log_signals(self) -> list[LogSignals]:
         """Signatures of every log that is not a template (a template's example lines prove nothing)."""
-        docs = (self.text(f) for f in self.log_files if f not in self.templates)
+        docs = [self.text(f) for f in self.log_files if f not in self.templates]
+        docs += [METRICS[format_id].log_view(self.folder, rel) for format_id, rel in self.format_logs]
         return [scan_log(d.lines, d.path) for d in docs if d is not None]
+
+    @cached_property
+    def format_logs(self) -> list[tuple[str, str]]:
+        """(format id, file) of files of formats that are also logs (notebooks, MLPerf results), other than the
+        *log* files already read as logs."""
+        logs = set(self.log_files)
+        return [(format_id, rel) for format_id, files in self.claimed.items() if METRICS[format_id].info.log
+                for rel in files if rel not in logs and rel not in self.templates]
 
     @cached_property
     def progress(self) -> Progress | None:
@@ -354,7 +363,8 @@ class RunEvidence:
     @cached_property
     def final_records(self) -> list[FinalRecord]:
         """Every end-of-training record: from each metrics source and from stray JSON metrics files."""
-        finals = [s.final for s in self.metrics_sources if s.final is not None]
+        chosen = self.metrics.run if self.metrics is not None else None
+        finals = [s.final for s in self.metrics_sources if s.final is not None and s.run in (None, chosen)]
         for name in self.files:
             if "/" in name or not name.endswith(".json") or name == "run_manifest.json":
                 continue
@@ -393,6 +403,13 @@ class RunEvidence:
         if self.checkpoint is not None and self.checkpoint.step is not None:
             steps.append(self.checkpoint.step)
         return max(steps) if steps else None
+
+    @cached_property
+    def independent_runs(self) -> list[MetricsSeries]:
+        """Series of a folder that holds several independent runs, each with its recorded end (an MLPerf results
+        folder's result_N.txt); empty for a folder of one run."""
+        runs = [s for s in self.metrics_sources if s.run is not None and s.outcome is not None]
+        return runs if len({s.run for s in runs}) > 1 else []
 
     @cached_property
     def steps_taken(self) -> tuple[int | None, bool]:

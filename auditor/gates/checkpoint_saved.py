@@ -14,6 +14,10 @@ R = Results("checkpoint_saved")
 def check(ev: RunEvidence, ctx: GateContext) -> GateResult:
     """Find the final model directory and validate it from safetensors headers and its index."""
     ckpt = ev.checkpoint
+    sources = [s for s in ev.metrics_sources if s.records or s.outcome]
+    if ckpt is None and sources and not any(s.needs_checkpoint for s in sources):
+        return R("skip", f"no checkpoint, and none is expected: {sources[0].path} is evidence of a kind that never "
+                 "includes model weights (benchmark results logs)", ref(sources[0].path))
     if ckpt is None:
         pointers: list[EvidenceRef] = []
         hint = ""

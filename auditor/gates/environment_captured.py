@@ -14,6 +14,17 @@ FRAMEWORKS = ("torch", "jax", "transformers")
 def check(ev: RunEvidence, ctx: GateContext) -> GateResult:
     """An environment snapshot must name the Python and framework versions, and the accelerator when one is used."""
     if not ev.env:
+        described = next((s for s in ev.metrics_sources
+                          if s.facts.get("framework") and s.facts.get("accelerator_model_name")), None)
+        if described is not None:
+            told = described.facts
+            where_from = told.get("system_description", described.path)
+            count = f"{told['accelerators']} × " if told.get("accelerators") else ""
+            cuda = f", CUDA {told['cuda_version']}" if told.get("cuda_version") else ""
+            return R("pass", f"recorded by the system description {where_from} (of the submission "
+                     f"{described.path} is from): "
+                     f"framework {told['framework']}{cuda}; accelerator {count}{told['accelerator_model_name']}",
+                     ref(described.path))
         return R("fail", "no environment snapshot (env_snapshot.json/.txt): Python, framework and CUDA versions "
                  "are unknown; capture one with `audit run` or `python -m torch.utils.collect_env > env_snapshot.txt`")
     missing = []

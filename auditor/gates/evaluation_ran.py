@@ -27,6 +27,15 @@ def check(ev: RunEvidence, ctx: GateContext) -> GateResult:
     preds = ev.predictions
     expected = expected_count(ev)
     claimed = any("evaluation_ran" in s.gate_claims for s in ev.summaries)
+    recorded = [s for s in ev.metrics_sources if s.eval_count]
+    if preds is None and recorded:
+        first = recorded[0]
+        figures = ", ".join(f"{k} {v:.6g}" for k, v in list(first.evals.items())[:3])
+        done = f"{sum(s.eval_count for s in recorded)} evaluation figure(s) recorded ({first.path}: last {figures})"
+        if expected is not None:
+            return R("warn", f"{done}, but no predictions.jsonl to count the {expected[0]} example(s) planned "
+                     f"({where(expected[1].path, expected[1].line)})", ref(first.path), expected[1])
+        return R("pass", f"{done}; no predictions.jsonl, so the examples themselves are not checked", ref(first.path))
     if preds is None:
         if expected is None and not claimed:
             return R("skip", "no evaluation planned or claimed, and no predictions.jsonl")

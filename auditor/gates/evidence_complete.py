@@ -17,7 +17,7 @@ def check(ev: RunEvidence, ctx: GateContext) -> GateResult:
     for link in ev.symlinks:
         if link.escapes:
             problems.append((f"{link.path} is a symlink leading outside the folder ({link.target})", ref(link.path)))
-    if not any(f in ev.files for f in ("training_log.txt",)) and not ev.log_files:
+    if not ev.log_files and not ev.format_logs:
         problems.append(("no training log (training_log.txt)", ref("training_log.txt")))
     for rel in ev.files:
         if ev.path(rel).stat().st_size == 0:

@@ -15,6 +15,11 @@ R = Results("loss_decreased")
 def check(ev: RunEvidence, ctx: GateContext) -> GateResult:
     """Mean of the first window vs mean of the last window of logged losses; any NaN/inf fails."""
     series = ev.metrics
+    judged = [s for s in ev.metrics_sources if "reached_target" in s.facts]
+    if (series is None or series.count == 0) and judged:
+        reached = sum(s.facts["reached_target"] == "true" for s in judged)
+        return R("skip", f"no training loss logged; the run's quality is its evaluation target instead: {reached} of "
+                 f"{len(judged)} run(s) reached it (training_completed judges that)", ref(judged[0].path))
     if series is None or series.count == 0:
         return R("fail", "no training loss was recorded (metrics.jsonl, trainer_state.json or log dicts): "
                  "nothing shows that the model learned")

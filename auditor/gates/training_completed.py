@@ -6,6 +6,7 @@ import socket
 from datetime import datetime, timezone
 
 from auditor.capture.files import pid_alive
+from auditor.evidence.metrics import MetricsSeries
 from auditor.evidence.ranks import RankRecord
 from auditor.evidence.run import RunEvidence
 from auditor.gates.base import GateContext, Results, gate, ref, where
@@ -78,6 +79,30 @@ def _rank_problem(ev: RunEvidence) -> GateResult | None:
     return None
 
 
+def _run_set(runs: list[MetricsSeries]) -> GateResult:
+    """A folder of independent runs (a benchmark's result_N.txt): each must have ended successfully and, where the
+    source knows a quality target, reached it; the set passes when no more failed than its rules allow."""
+    good = [s for s in runs
+            if s.outcome is not None and s.outcome.succeeded and s.facts.get("reached_target") != "false"]
+    bad = [s for s in runs if s not in good]
+    allowed = max(s.failures_allowed for s in runs)
+    targets = sum(1 for s in runs if "reached_target" in s.facts)
+    what = "ended successfully" + (" and reached the quality target" if targets else "")
+
+    def why(series: MetricsSeries) -> str:
+        out = series.outcome
+        assert out is not None
+        missed = "; no evaluation met the target" if series.facts.get("reached_target") == "false" else ""
+        return f"{series.at(out.line)}: {out.detail or out.status}{missed}"
+
+    pointers = [ref(s.path, s.outcome.line if s.outcome and s.position == "line" else None) for s in bad[:10]]
+    if len(bad) > allowed:
+        return R("fail", f"{len(good)} of {len(runs)} runs {what}; {len(bad)} did not, more than the {allowed} its "
+                 f"rules allow: {why(bad[0])}", *pointers)
+    dropped = f"; {len(bad)} did not ({allowed} may): {why(bad[0])}" if bad else ""
+    return R("pass", f"{len(good)} of {len(runs)} runs {what}{dropped}", *(pointers or [ref(runs[0].path)]))
+
+
 @gate("training_completed",
       "the planned end was reached: planned steps in metrics, exit 0 where recorded, final record present")
 def check(ev: RunEvidence, ctx: GateContext) -> GateResult:
@@ -102,6 +127,8 @@ def check(ev: RunEvidence, ctx: GateContext) -> GateResult:
     problem = _rank_problem(ev)
     if problem is not None:
         return problem
+    if ev.independent_runs:
+        return _run_set(ev.independent_runs)
     ended = [s for s in ev.metrics_sources if s.outcome is not None]
     bad_ends = [s for s in ended if s.outcome is not None and not s.outcome.succeeded]
     if bad_ends and bad_ends[0].outcome is not None:

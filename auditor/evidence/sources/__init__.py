@@ -11,6 +11,8 @@ from auditor.evidence.sources import (  # noqa: F401  (importing registers each 
     hf_model,
     jsonl,
     mlflow,
+    mlperf,
+    notebook,
     printed,
     trainer_state,
 )
@@ -19,7 +21,7 @@ from auditor.evidence.sources.registry import CHECKPOINTS, METRICS, formats
 __all__ = ["CHECKPOINTS", "METRICS", "formats"]
 
 # Registry order: the loss series to audit is the source with most points, earlier ones winning ties.
-METRICS_ORDER = ("metrics_jsonl", "hf_trainer_state", "csv_log", "mlflow", "printed_progress")
+METRICS_ORDER = ("metrics_jsonl", "hf_trainer_state", "csv_log", "mlflow", "mlperf", "printed_progress", "notebook")
 CHECKPOINTS_ORDER = ("safetensors",)
 
 

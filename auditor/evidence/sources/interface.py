@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     from auditor.evidence.checkpoint import Checkpoint
     from auditor.evidence.metrics import MetricsSeries
     from auditor.evidence.opener import Folder
+    from auditor.evidence.text import TextDoc
 
 Kind = Literal["metrics", "checkpoint"]
 
@@ -32,6 +33,7 @@ class FormatInfo:
     reads: str  # what is read from it
     proves: str  # what that reading establishes (and what it cannot)
     extra: str | None = None  # the pip extra a reader needs; None: the core reads it
+    log: bool = False  # a file of this format is also the run's printed log (crash and success lines are read)
 
 
 def name_matches(rel: str, patterns: tuple[str, ...]) -> bool:
@@ -53,6 +55,10 @@ class MetricsSource(ABC):
         """Of the files this format claimed, the ones to read (by default all; a format whose newer files contain
         the older ones, like trainer_state.json per checkpoint, keeps the newest)."""
         return claimed
+
+    def log_view(self, folder: Folder, rel: str) -> TextDoc | None:
+        """For a format that is also a log (`info.log`): its text as lines, numbered as in the file."""
+        return folder.text(rel)
 
     @abstractmethod
     def read(self, folder: Folder, rel: str) -> list[MetricsSeries]:

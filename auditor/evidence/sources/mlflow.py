@@ -138,6 +138,7 @@ def _describe(series: MetricsSeries, run: dict[str, Any], params: dict[str, str]
         "wall_seconds": f"{(ended - started) / 1000:g}" if started and ended and ended >= started else None,
     }
     series.facts = {k: str(v) for k, v in facts.items() if v not in (None, "")}
+    series.run = f"mlflow run {run.get('run_id')}"
     if status == "FINISHED":
         detail = "ended FINISHED"
     elif status == "RUNNING":
