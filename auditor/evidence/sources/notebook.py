@@ -103,17 +103,18 @@ def notebook_outputs(data: bytes, rel: str) -> NotebookOutputs:
         for output in outputs if isinstance(outputs, list) else []:
             if not isinstance(output, dict):
                 continue
-            first: int | None = None
+            ename = str(output.get("ename", "error"))
+            first: int | None = None  # for an error: the traceback line naming the exception
             for text in _texts(output):
                 at = placer.find(text)
                 if at is not None:
                     lines[at] = f"{lines[at]} {text}".strip() if lines[at] else text
-                    first = at if first is None else first
+                    if first is None and (output.get("output_type") != "error" or ename in text):
+                        first = at
             if output.get("output_type") == "error":
                 count = cell.get("execution_count")
-                errors.append(CellError(number, count if isinstance(count, int) else None,
-                                        str(output.get("ename", "error")), str(output.get("evalue", ""))[:200],
-                                        first + 1 if first is not None else None))
+                errors.append(CellError(number, count if isinstance(count, int) else None, ename,
+                                        str(output.get("evalue", ""))[:200], first + 1 if first is not None else None))
     return NotebookOutputs(TextDoc(rel, tuple(lines), encoding), tuple(errors), len(cells), None, unexecuted)
 
 
