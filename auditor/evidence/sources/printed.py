@@ -15,7 +15,8 @@ from auditor.evidence.sources.registry import register
 
 _NUM = r"[-+]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?|[-+]?(?:nan|inf(?:inity)?)\b"
 # training loss, not val_loss / eval loss: "loss", "train_loss", "train loss", "training loss", "train/loss"
-_LOSS = rf"(?<![A-Za-z_/])(?<!eval )(?<!val )(?<!test )(?<!validation )(?:train(?:ing)?[_ /]?)?loss(?![A-Za-z_/])\s*[:=]?\s*(?P<loss>{_NUM})"
+_NOT_EVAL = r"(?<![A-Za-z_/])(?<!eval )(?<!val )(?<!test )(?<!validation )"
+_LOSS = rf"{_NOT_EVAL}(?:train(?:ing)?[_ /]?)?loss(?![A-Za-z_/])\s*[:=]?\s*(?P<loss>{_NUM})"
 _GAP = r"[^\n]*?"
 
 
