@@ -2,6 +2,7 @@
 dispatch, `audit gates`, the CLI's --select/--ignore and docs/gates.md."""
 
 from auditor.gates import (  # noqa: F401  (importing registers each gate)
+    checkpoint_safe,
     checkpoint_saved,
     claims_consistent,
     code_unchanged,
@@ -21,7 +22,8 @@ from auditor.gates.base import REGISTRY, Gate, GateContext, GateOptions
 
 # Report order: what a reader checks first. no_false_success runs last regardless (verify.py).
 ORDER = (
-    "manifest_valid", "training_completed", "no_false_success", "loss_decreased", "checkpoint_saved", "gpu_used",
+    "manifest_valid", "training_completed", "no_false_success", "loss_decreased", "checkpoint_saved", "checkpoint_safe",
+    "gpu_used",
     "evaluation_ran", "evidence_complete", "claims_consistent", "throughput_plausible", "model_matches_config",
     "environment_captured", "no_secrets", "code_unchanged",
 )

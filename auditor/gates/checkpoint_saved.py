@@ -42,4 +42,5 @@ def check(ev: RunEvidence, ctx: GateContext) -> GateResult:
                  "(save_pretrained writes both)", ref(f"{ckpt.directory}/config.json"))
     if ckpt.format == "safetensors":
         return R("pass", f"{ckpt.directory}/: {ckpt.summary}", ref(f"{ckpt.directory}/config.json"))
-    return R("pass", f"{ckpt.directory}: {ckpt.summary}", ref(ckpt.directory))
+    summary = ckpt.summary if ckpt.summary.startswith(ckpt.directory) else f"{ckpt.directory}: {ckpt.summary}"
+    return R("pass", summary, ref(ckpt.directory))

@@ -8,12 +8,16 @@ from typing import Any
 
 from auditor.evidence.sources import (  # noqa: F401  (importing registers each format)
     csvlog,
+    dcp,
+    deepspeed,
     hf_model,
     jsonl,
     mlflow,
     mlperf,
     notebook,
+    orbax,
     printed,
+    torch_archive,
     trainer_state,
 )
 from auditor.evidence.sources.registry import CHECKPOINTS, METRICS, formats
@@ -22,7 +26,7 @@ __all__ = ["CHECKPOINTS", "METRICS", "formats"]
 
 # Registry order: the loss series to audit is the source with most points, earlier ones winning ties.
 METRICS_ORDER = ("metrics_jsonl", "hf_trainer_state", "csv_log", "mlflow", "mlperf", "printed_progress", "notebook")
-CHECKPOINTS_ORDER = ("safetensors",)
+CHECKPOINTS_ORDER = ("safetensors", "torch_archive", "deepspeed", "dcp", "orbax")
 
 
 def _reorder(table: dict[str, Any], order: tuple[str, ...]) -> None:
