@@ -10,6 +10,7 @@ from torch.utils.tensorboard import SummaryWriter
 parser = argparse.ArgumentParser()
 parser.add_argument("--steps", type=int, default=200)
 parser.add_argument("--lr", type=float, default=0.05)
+parser.add_argument("--ascend", action="store_true", help="a planted defect: climb the loss instead")
 args = parser.parse_args()
 
 torch.manual_seed(0)
@@ -22,7 +23,7 @@ for step in range(1, args.steps + 1):
     batch = torch.randint(0, 256, (32,))
     loss = torch.nn.functional.mse_loss(model(x[batch]), y[batch])
     optimizer.zero_grad()
-    loss.backward()
+    (-loss if args.ascend else loss).backward()
     optimizer.step()
     writer.add_scalar("Loss/train", loss.item(), step)
     writer.add_scalar("lr", args.lr, step)
