@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import verify_json
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -439,3 +440,38 @@ def test_deepspeed_extra_rank_outside_world(ds_made: Path, tmp_path: Path) -> No
     ckpt = one(DeepSpeedSource(), folder_of(root))
     assert ckpt.problems == ["global_step3/zero_pp_rank_2_mp_rank_00_optim_states.pt: rank outside the "
                              "checkpoint's world (ZeRO stage 1, dp_world_size 2, mp_world_size 1)"]
+
+
+# -- through the real CLI: a run folder holding the checkpoint --------------------------------------------------
+def _run_folder(tmp_path: Path, checkpoint: Path, name: str) -> Path:
+    """A seed-style run folder: a printed loss curve in training_log.txt and the real checkpoint under `name`."""
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "training_log.txt").write_text("".join(f"step {s} loss {2.0 / s:.4f}\n" for s in range(1, 11)),
+                                          encoding="utf-8")
+    shutil.copytree(checkpoint, run / name)
+    return run
+
+
+def test_cli_dcp_good_then_missing_distcp(made: Path, tmp_path: Path) -> None:
+    run = _run_folder(tmp_path, made / FSDP_DIR, "pytorch_model_fsdp_0")
+    good = verify_json(run)
+    assert good.status("checkpoint_saved") == "pass", good.gate("checkpoint_saved")
+    assert good.status("checkpoint_safe") == "pass", good.gate("checkpoint_safe")
+    (run / "pytorch_model_fsdp_0" / "__1_0.distcp").unlink()
+    bad = verify_json(run)
+    assert bad.code == 1
+    gate = bad.gate("checkpoint_saved")
+    assert gate["status"] == "fail" and "__1_0.distcp: missing" in gate["message"], gate
+
+
+def test_cli_deepspeed_good_then_latest_naming_a_missing_tag(ds_made: Path, tmp_path: Path) -> None:
+    run = _run_folder(tmp_path, ds_made / "zero1", "ds_checkpoint")
+    good = verify_json(run)
+    assert good.status("checkpoint_saved") == "pass", good.gate("checkpoint_saved")
+    assert good.status("checkpoint_safe") == "pass", good.gate("checkpoint_safe")
+    (run / "ds_checkpoint" / "latest").write_text("global_step9", encoding="utf-8")
+    bad = verify_json(run)
+    assert bad.code == 1
+    gate = bad.gate("checkpoint_saved")
+    assert gate["status"] == "fail" and "names tag 'global_step9'" in gate["message"], gate

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import verify_json
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -342,3 +343,20 @@ def test_mutated_metadata_never_raises(saved: Path, truth: dict[str, Any], targe
         for candidate in SOURCE.find(folder):
             ckpt = SOURCE.inspect(folder, candidate)
             assert all(isinstance(p, str) and ": " in p for p in ckpt.problems)
+
+
+def test_cli_orbax_good_then_deleted_data_file(copy: Path, truth: dict[str, Any]) -> None:
+    """Through the real CLI, in a run folder with a printed loss curve: a good save passes checkpoint_saved; with a
+    data file deleted it fails, naming the file."""
+    (copy / "training_log.txt").write_text("".join(f"step {s} loss {2.0 / s:.4f}\n" for s in range(1, 11)),
+                                           encoding="utf-8")
+    for other in ("run", "zarr", "flax"):
+        shutil.rmtree(copy / other, ignore_errors=True)
+    good = verify_json(copy)
+    assert good.status("checkpoint_saved") == "pass", good.gate("checkpoint_saved")
+    path = sorted({p for p, _, _ in truth["where"].values()})[0]
+    (copy / "std" / path).unlink()
+    bad = verify_json(copy)
+    assert bad.code == 1
+    gate = bad.gate("checkpoint_saved")
+    assert gate["status"] == "fail" and f"std/{path}: missing" in gate["message"], gate

@@ -260,3 +260,29 @@ def test_csv_and_tensorboard_disagreeing_fails_claims_consistent(lightning_run: 
     assert gate["status"] == "fail", gate
     assert f"step {cells[1]} is logged with loss" in gate["message"] and "metrics.csv" in gate["message"]
     assert "events.out.tfevents" in gate["message"]
+
+
+def test_corrupt_tensorboard_record_fails_evidence_complete_at_its_offset(plain_run: Path, tmp_path: Path) -> None:
+    run = _copy(plain_run, tmp_path)
+    events = next(run.glob("outputs/runs/*/events.out.tfevents.*"))
+    data = bytearray(events.read_bytes())
+    data[len(data) // 2] ^= 0x55
+    events.write_bytes(bytes(data))
+    report = verify_json(run)
+    assert report.code == 1
+    gate = report.gate("evidence_complete")
+    assert gate["status"] == "fail" and events.name in gate["message"] and "(byte " in gate["message"], gate
+    assert "CRC" in gate["message"]
+
+
+# -- Weights & Biases, offline ----------------------------------------------------------------------------------
+def test_wandb_offline_run_passes_unchanged(tmp_path: Path) -> None:
+    pytest.importorskip("wandb")
+    env = {"WANDB_MODE": "offline", "WANDB_SILENT": "true", "WANDB_DISABLE_GIT": "true"}
+    folder, done = run_stack(tmp_path, "wandb_torch.py", env=env)
+    assert done.code == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    report = verify_json(folder)
+    assert report.code == 0, report.stdout
+    assert "reached step 80 of 80 planned" in report.gate("training_completed")["message"]
+    loss = report.gate("loss_decreased")
+    assert loss["status"] == "pass" and loss["evidence"][0]["path"].endswith(".wandb"), loss
