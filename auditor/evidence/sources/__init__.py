@@ -27,7 +27,8 @@ from auditor.evidence.sources.registry import CHECKPOINTS, METRICS, formats
 __all__ = ["CHECKPOINTS", "METRICS", "formats"]
 
 # Registry order: the loss series to audit is the source with most points, earlier ones winning ties.
-METRICS_ORDER = ("metrics_jsonl", "hf_trainer_state", "csv_log", "tensorboard", "mlflow", "wandb", "mlperf", "printed_progress", "notebook")
+METRICS_ORDER = ("metrics_jsonl", "hf_trainer_state", "csv_log", "tensorboard", "mlflow", "wandb", "mlperf",
+                 "printed_progress", "notebook")
 CHECKPOINTS_ORDER = ("safetensors", "torch_archive", "deepspeed", "dcp", "orbax")
 
 
