@@ -69,6 +69,17 @@ SAFE_GLOBALS: frozenset[str] = frozenset({
     # scalar; object arrays still pickle each element with its own globals, which are judged on their own
     "numpy.core.multiarray._reconstruct", "numpy._core.multiarray._reconstruct", "numpy.ndarray",
     "numpy.dtype", "numpy.core.multiarray.scalar", "numpy._core.multiarray.scalar",
+    # torch.distributed.checkpoint's .metadata (torch 2.13 DCP, FSDP2 saves): dataclasses rebuilt by NEWOBJ + BUILD
+    # (__new__ and a __dict__ update: no constructor runs) and the path the writer kept (a pure path object)
+    *(f"torch.distributed.checkpoint.metadata.{n}" for n in (
+        "Metadata", "TensorStorageMetadata", "TensorProperties", "ChunkStorageMetadata", "BytesStorageMetadata",
+        "MetadataIndex", "StorageMeta", "_MEM_FORMAT_ENCODING")),
+    "torch.distributed.checkpoint.filesystem._StorageInfo", "pathlib.PosixPath", "pathlib.WindowsPath",
+    "pathlib.PurePosixPath", "pathlib.PureWindowsPath",
+    # DeepSpeed 0.19 optimizer states: the loss scaler and a fragment address (NEWOBJ + BUILD of plain fields) and
+    # the ZeRO stage enum (an Enum looked up by its int value)
+    "deepspeed.runtime.fp16.loss_scaler.LossScaler", "deepspeed.runtime.zero.config.ZeroStageEnum",
+    "deepspeed.utils.tensor_fragment.fragment_address",
 })
 # A stock Lightning 2.6 checkpoint (ModelCheckpoint, EarlyStopping, Adam + StepLR, save_hyperparameters) imports
 # only torch._utils._rebuild_tensor_v2, torch.FloatStorage and collections.OrderedDict: no Lightning class is
