@@ -6,7 +6,6 @@ metrics. A Keras file has no step column: its row for epoch k is the end of epoc
 
 from __future__ import annotations
 
-import csv
 import io
 from typing import Any
 
@@ -34,6 +33,7 @@ def loss_column(columns: list[str]) -> str | None:
 
 def read_csv_log(lines: tuple[str, ...], rel: str) -> MetricsSeries:
     """Loss points, evaluation figures and the step/epoch of every row of a CSV metrics log."""
+    import csv
     series = MetricsSeries(path=rel, kind="csv")
     reader = csv.reader(io.StringIO("\n".join(lines)))
     columns = [c.strip() for c in next(reader, [])]

@@ -12,9 +12,7 @@ from __future__ import annotations
 
 import io
 import math
-import pickletools
 import re
-import zipfile
 from dataclasses import dataclass, field
 from typing import Any, BinaryIO
 
@@ -76,6 +74,7 @@ class _ObjectWalk(_Walk):
 def walk_objects(data: bytes, path: str) -> PickleScan:
     """Walk one pickle without executing it, as auditor.evidence.pickles.walk_pickle does, but with objects built
     by NEWOBJ/BUILD kept as Instances (class and state) in the root. Never raises."""
+    import pickletools
     scan = PickleScan(path=path)
     walk = _ObjectWalk(scan)
     stream = io.BytesIO(data)
@@ -257,6 +256,7 @@ class _Window(io.RawIOBase):
 
 def _check_item(handle: BinaryIO, item: _Item, rel: str, label: str) -> tuple[list[str], PickleScan | None]:
     """One item's bytes: a torch.save archive (every member stored, CRC-32 right) and its data.pkl walked."""
+    import zipfile
     where = f"{rel}: item {label}"
     try:
         with zipfile.ZipFile(_Window(handle, item.start, item.length)) as archive:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import math
 import re
-import zipfile
 from dataclasses import dataclass
 from typing import Any
 
@@ -53,6 +52,7 @@ def _latest_tag(folder: Folder, rel: str) -> str | None:
 def _top_level(folder: Folder, rel: str) -> dict[str, Any]:
     """The top-level dict of a torch.save archive's data.pkl (dp_world_size, ds_config, param_shapes ...), walked
     without unpickling; empty when unreadable (read_torch_file reports why)."""
+    import zipfile
     try:
         with folder.open(rel) as handle, zipfile.ZipFile(handle) as archive:
             member = next((i for i in archive.infolist() if _DATA_PKL.fullmatch(i.filename)), None)

@@ -20,20 +20,20 @@ import contextlib
 import math
 import os
 import re
-import sqlite3
 import sys
 from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
-
-import yaml
+from typing import TYPE_CHECKING, Any
 
 from auditor.evidence.metrics import FINAL_MARKERS, FinalRecord, MetricsSeries, SourceOutcome, as_float, as_int
 from auditor.evidence.opener import EvidenceUnreadable, Folder
 from auditor.evidence.plan import plan_fields
 from auditor.evidence.sources.interface import FormatInfo, MetricsSource, name_matches
 from auditor.evidence.sources.registry import register
+
+if TYPE_CHECKING:
+    import sqlite3
 
 META_LIMIT = 1 << 20
 VALUE_LIMIT = 64 << 10
@@ -193,6 +193,7 @@ def _metric_file(series: MetricsSeries, folder: Folder, rel: str, own: bool) -> 
 
 
 def _read_file_store(folder: Folder, rel: str) -> list[MetricsSeries]:
+    import yaml
     try:
         data, cut = folder.read(rel, META_LIMIT)
         meta = None if cut else yaml.safe_load(data.decode("utf-8", errors="replace"))
@@ -229,6 +230,7 @@ def _read_file_store(folder: Folder, rel: str) -> list[MetricsSeries]:
 def _connect(folder: Folder, rel: str, data: bytes | None) -> sqlite3.Connection:
     """A read-only connection: the bytes deserialized into memory, else the file opened immutable (no journal,
     no WAL, no lock is created)."""
+    import sqlite3
     if data is not None:
         conn = sqlite3.connect(":memory:")
         try:
@@ -257,6 +259,7 @@ def _db_point(rowid: int, value: Any, step: Any, timestamp: Any, is_nan: Any) ->
 
 def _db_runs(conn: sqlite3.Connection, rel: str) -> list[MetricsSeries] | None:
     """One series per run of an MLflow SQLite store; None when the database lacks MLflow's tables."""
+    import sqlite3
     tables = {name for (name,) in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
     table = "metrics" if "metrics" in tables else "latest_metrics"
     if not {"runs", "params", "tags", table} <= tables:
@@ -302,6 +305,7 @@ def _db_runs(conn: sqlite3.Connection, rel: str) -> list[MetricsSeries] | None:
 
 
 def _read_db(folder: Folder, rel: str) -> list[MetricsSeries]:
+    import sqlite3
     data: bytes | None = None
     try:
         with folder.open(rel) as handle:

@@ -48,8 +48,6 @@ from collections.abc import Iterable, Iterator
 from datetime import datetime, timezone
 from typing import Any, BinaryIO
 
-import yaml
-
 from auditor.evidence.metrics import FINAL_MARKERS, MAX_KEPT, FinalRecord, MetricsSeries, SourceOutcome, as_float
 from auditor.evidence.opener import EvidenceUnreadable, Folder
 from auditor.evidence.plan import plan_fields
@@ -550,6 +548,7 @@ def _json_file(folder: Folder, rel: str) -> Any:
 
 def _config_yaml(folder: Folder, rel: str) -> dict[str, Any]:
     """config.yaml in W&B's shape (`key: {value: v, desc: ...}`), unwrapped; `_wandb` and `wandb_version` dropped."""
+    import yaml
     try:
         data, cut = folder.read(rel, SIDE_LIMIT)
         loaded = None if cut else yaml.safe_load(data.decode("utf-8", errors="replace"))
