@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from auditor.evidence.crc32c import crc32c  # the checksum OCDBT puts after every manifest and node
 from auditor.evidence.opener import EvidenceUnreadable, Folder
 from auditor.evidence.zstd import ZstdError, decompress
 
@@ -19,26 +20,6 @@ MAX_MANIFEST = 16 << 20
 MAX_NODE = 64 << 20  # an encoded node longer than this is not read (tensorstore's default cap is 100 MB decoded)
 DECODE_BUDGET = 64 << 20  # decoded node bytes per database: pure-Python zstd reads ~1 MB/s
 MAX_NODES = 100_000
-
-
-def _crc32c_table() -> list[int]:
-    table = []
-    for n in range(256):
-        for _ in range(8):
-            n = (n >> 1) ^ 0x82F63B78 if n & 1 else n >> 1
-        table.append(n)
-    return table
-
-
-_CRC_TABLE = _crc32c_table()
-
-
-def crc32c(data: bytes) -> int:
-    """CRC-32C (Castagnoli), the checksum OCDBT puts after every manifest and node (zlib has only CRC-32)."""
-    crc, table = 0xFFFFFFFF, _CRC_TABLE
-    for byte in data:
-        crc = table[(crc ^ byte) & 0xFF] ^ (crc >> 8)
-    return crc ^ 0xFFFFFFFF
 
 
 class _Malformed(ValueError):

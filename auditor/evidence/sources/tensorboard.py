@@ -39,6 +39,7 @@ from dataclasses import dataclass
 from itertools import compress, pairwise, repeat
 from typing import Any, BinaryIO
 
+from auditor.evidence.crc32c import INVERT, crc32c, crc_lanes
 from auditor.evidence.metrics import MAX_KEPT, MetricsSeries
 from auditor.evidence.opener import EvidenceUnreadable, Folder
 from auditor.evidence.plan import plan_fields
@@ -53,78 +54,7 @@ LANE_MAX = 1024  # longer records are checked one by one (their CRC in chunks)
 _LITTLE = sys.byteorder == "little"
 
 # -- CRC-32C -----------------------------------------------------------------------------------------------------
-_POLY = 0x82F63B78
 _MASK_DELTA = 0xA282EAD8
-
-
-def _table() -> list[int]:
-    table = []
-    for byte in range(256):
-        crc = byte
-        for _ in range(8):
-            crc = (crc >> 1) ^ (_POLY if crc & 1 else 0)
-        table.append(crc)
-    return table
-
-
-_T = _table()
-# _PLANES[d][k][b]: byte k of the CRC contribution of byte b lying d bytes before the end of a message (zero
-# initial value): a CRC is linear, so a message's CRC is the XOR of its bytes' contributions
-_PLANES: list[tuple[bytes, bytes, bytes, bytes]] = [
-    tuple(bytes((t >> (8 * k)) & 0xFF for t in _T) for k in range(4))]  # type: ignore[list-item]
-_TPLANES = _PLANES[0]
-_HIGH = bytes(b & 0x80 for b in range(256))
-_LOW7 = bytes(b & 0x7F for b in range(256))
-_NOT = bytes(255 - b for b in range(256))
-_NONZERO = re.compile(rb"[^\x00]")
-
-
-def _planes(distance: int) -> tuple[bytes, bytes, bytes, bytes]:
-    while len(_PLANES) <= distance:  # one more zero byte after the message: a table lookup on the low byte
-        low, *rest = _PLANES[-1]
-        shifted = [low.translate(_TPLANES[k]) for k in range(4)]
-        _PLANES.append(tuple(_xor(shifted[k], rest[k]) if k < 3 else shifted[k]  # type: ignore[arg-type]
-                             for k in range(4)))
-    return _PLANES[distance]
-
-
-def _xor(a: bytes, b: bytes) -> bytes:
-    return (int.from_bytes(a, "little") ^ int.from_bytes(b, "little")).to_bytes(len(a), "little")
-
-
-def _contribution(distance: int, byte: int) -> int:
-    planes = _planes(distance)
-    return planes[0][byte] | planes[1][byte] << 8 | planes[2][byte] << 16 | planes[3][byte] << 24
-
-
-def _bytewise(data: bytes | memoryview) -> int:
-    crc = 0xFFFFFFFF
-    table = _T
-    for byte in data:
-        crc = table[(crc ^ byte) & 0xFF] ^ (crc >> 8)
-    return crc ^ 0xFFFFFFFF
-
-
-def crc32c(data: bytes) -> int:
-    """CRC-32C (Castagnoli) of `data`; a long message is cut into chunks whose CRCs are computed together."""
-    if len(data) < 4 * LANE_MAX:
-        return _bytewise(data)
-    # The initial value 0xffffffff is the same as flipping the first 4 bytes; leading zero bytes change nothing
-    # then, so the message is padded at its front to whole chunks, whose CRCs combine by shifting.
-    width = LANE_MAX
-    flipped = data[:4].translate(_NOT) + data[4:]
-    padded = bytes(-len(flipped) % width) + flipped
-    count = len(padded) // width
-    lanes, _ = _crc_lanes([padded[j::width] for j in range(width)], count)
-    crcs = array("Q", lanes.to_bytes(8 * count, "little"))
-    if not _LITTLE:
-        crcs.byteswap()
-    shift = [[_contribution(width - 1 - k, b) for b in range(256)] for k in range(4)]
-    crc = 0
-    for chunk in crcs:  # crc, then `width` zero bytes, then this chunk
-        crc = shift[0][crc & 0xFF] ^ shift[1][(crc >> 8) & 0xFF] ^ shift[2][(crc >> 16) & 0xFF] ^ \
-            shift[3][crc >> 24] ^ chunk
-    return crc ^ 0xFFFFFFFF
 
 
 def masked_crc32c(data: bytes) -> int:
@@ -133,34 +63,11 @@ def masked_crc32c(data: bytes) -> int:
     return (((crc >> 15) | (crc << 17)) + _MASK_DELTA) & 0xFFFFFFFF
 
 
-def _crc_lanes(columns: list[bytes], count: int) -> tuple[int, list[int]]:
-    """Zero-initial CRC-32C of `count` messages given as byte columns (columns[j][i]: byte j of message i), as one
-    integer whose 8-byte lane i holds message i's CRC; and the columns that are not the same in every message."""
-    length = len(columns)
-    acc = [0, 0, 0, 0]
-    const = 0
-    varying = []
-    for j, column in enumerate(columns):
-        distance = length - 1 - j
-        if column.count(column[:1]) == count:  # the same byte in every message: one number
-            const ^= _contribution(distance, column[0])
-            continue
-        varying.append(j)
-        planes = _planes(distance)
-        for k in range(4):
-            acc[k] ^= int.from_bytes(column.translate(planes[k]), "little")
-    lanes = bytearray(8 * count)
-    for k in range(4):
-        lanes[k::8] = (acc[k] ^ int.from_bytes(bytes(((const >> (8 * k)) & 0xFF,)) * count, "little")).to_bytes(
-            count, "little")
-    return int.from_bytes(lanes, "little"), varying
-
-
 def _record_crc_mismatches(columns: list[bytes], stored: list[bytes], count: int) -> tuple[list[int], list[int]]:
     """Rows whose stored masked CRC (stored[k]: byte k of each) is not that of their data columns; and the varying
     data columns."""
-    flipped = [c.translate(_NOT) for c in columns[:4]] + columns[4:]  # the initial value 0xffffffff
-    lanes, varying = _crc_lanes(flipped, count)
+    flipped = [c.translate(INVERT) for c in columns[:4]] + columns[4:]  # the initial value 0xffffffff
+    lanes, varying = crc_lanes(flipped, count)
     low = int.from_bytes(b"\xff\xff\xff\xff\x00\x00\x00\x00" * count, "little")
     crc = lanes ^ low
     masked = ((((crc >> 15) | (crc << 17)) & low) + int.from_bytes(struct.pack("<Q", _MASK_DELTA) * count,
@@ -175,6 +82,11 @@ def _record_crc_mismatches(columns: list[bytes], stored: list[bytes], count: int
 
 
 # -- protobuf ----------------------------------------------------------------------------------------------------
+_HIGH = bytes(b & 0x80 for b in range(256))
+_LOW7 = bytes(b & 0x7F for b in range(256))
+_NONZERO = re.compile(rb"[^\x00]")
+
+
 def _varint(buf: bytes, pos: int, end: int) -> tuple[int, int]:
     result = shift = 0
     while True:
