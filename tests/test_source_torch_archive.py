@@ -253,6 +253,7 @@ def test_truncated_tail_of_legacy_is_a_problem(artifacts: Path, tmp_path: Path) 
     raw = (artifacts / "legacy.pt").read_bytes()
     (tmp_path / "legacy.pt").write_bytes(raw[:-10])
     ckpt, _ = inspect_file(tmp_path, "legacy.pt")
+    # storage keys are torch's in-memory ids, so which record the cut lands in varies: its header or its data
     assert len(ckpt.problems) == 1
     assert ckpt.problems[0].startswith("legacy.pt: storage record ") and ckpt.problems[0].endswith(
         f"but the file has {len(raw) - 10} (truncated)")
@@ -356,11 +357,13 @@ def test_allowlist_is_torchs_weights_only_list_plus_stated_additions() -> None:
 
     torchs = set(_get_allowed_globals())
     assert torchs <= SAFE_GLOBALS
-    assert SAFE_GLOBALS - torchs == {
-        "builtins.frozenset", "numpy.core.multiarray._reconstruct", "numpy._core.multiarray._reconstruct",
-        "numpy.ndarray", "numpy.dtype", "numpy.core.multiarray.scalar", "numpy._core.multiarray.scalar",
-        "torch.float8_e4m3fnuz", "torch.float8_e5m2fnuz",
-    } - torchs
+    # the additions this source needs (other sources add their own, each documented beside it in pickles.py)
+    assert {"builtins.frozenset", "numpy.core.multiarray._reconstruct", "numpy._core.multiarray._reconstruct",
+            "numpy.ndarray", "numpy.dtype", "numpy.core.multiarray.scalar",
+            "numpy._core.multiarray.scalar"} <= SAFE_GLOBALS - torchs
+    assert not {m.split(".")[0] for m in SAFE_GLOBALS} & {"os", "posix", "nt", "sys", "subprocess", "runpy",
+                                                          "importlib", "pickle", "__builtin__"}
+    assert not {"builtins.eval", "builtins.exec", "builtins.getattr", "builtins.__import__"} & SAFE_GLOBALS
 
 
 def test_numpy_and_builtin_data_pass(tmp_path: Path) -> None:

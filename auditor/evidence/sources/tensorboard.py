@@ -34,7 +34,7 @@ import re
 import struct
 import sys
 from array import array
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from itertools import compress, pairwise, repeat
 from typing import Any, BinaryIO
@@ -43,6 +43,7 @@ from auditor.evidence.crc32c import INVERT, crc32c, crc_lanes
 from auditor.evidence.metrics import MAX_KEPT, MetricsSeries
 from auditor.evidence.opener import EvidenceUnreadable, Folder
 from auditor.evidence.plan import plan_fields
+from auditor.evidence.protowire import spans, varint
 from auditor.evidence.sources.interface import FormatInfo, MetricsSource
 from auditor.evidence.sources.registry import register
 
@@ -87,41 +88,6 @@ _LOW7 = bytes(b & 0x7F for b in range(256))
 _NONZERO = re.compile(rb"[^\x00]")
 
 
-def _varint(buf: bytes, pos: int, end: int) -> tuple[int, int]:
-    result = shift = 0
-    while True:
-        if pos >= end or shift > 63:
-            raise ValueError("bad varint")
-        byte = buf[pos]
-        pos += 1
-        result |= (byte & 0x7F) << shift
-        if byte < 0x80:
-            return result, pos
-        shift += 7
-
-
-def _fields(buf: bytes, pos: int, end: int) -> Iterator[tuple[int, int, int, int]]:
-    """(field number, wire type, a, b) of each field of buf[pos:end]: a varint's value and end, else the span."""
-    while pos < end:
-        key, pos = _varint(buf, pos, end)
-        number, wire = key >> 3, key & 7
-        if wire == 0:
-            start = pos
-            value, pos = _varint(buf, pos, end)
-            yield number, 0, value, start
-            continue
-        if wire == 2:
-            size, pos = _varint(buf, pos, end)
-        elif wire in (1, 5):
-            size = 8 if wire == 1 else 4
-        else:
-            raise ValueError(f"wire type {wire}")
-        if pos + size > end:
-            raise ValueError("field runs past its message")
-        yield number, wire, pos, pos + size
-        pos += size
-
-
 @dataclass
 class _Scalar:
     tag: bytes
@@ -147,12 +113,12 @@ _DTYPES = {1: "<f", 2: "<d", 3: "<i", 9: "<q"}  # DT_FLOAT, DT_DOUBLE, DT_INT32,
 def _tensor_scalar(buf: bytes, start: int, end: int) -> tuple[float, tuple[int, int] | None, str] | None:
     """The value of a one-element numeric tensor, with its fixed-width bytes and format."""
     dtype, found = 0, []
-    for number, wire, a, b in _fields(buf, start, end):
+    for number, wire, a, b in spans(buf, start, end):
         if number == 1 and wire == 0:
             dtype = a
         elif number == 2 and wire == 2:
-            for dim, dwire, da, db in _fields(buf, a, b):
-                if dim == 2 and dwire == 2 and any(n == 1 and w == 0 and v != 1 for n, w, v, _ in _fields(buf, da, db)):
+            for dim, dwire, da, db in spans(buf, a, b):
+                if dim == 2 and dwire == 2 and any(n == 1 and w == 0 and v != 1 for n, w, v, _ in spans(buf, da, db)):
                     return None  # a dimension of size > 1: not a scalar
         elif number == 4 and wire == 2:
             found.append(("content", a, b))
@@ -166,7 +132,7 @@ def _tensor_scalar(buf: bytes, start: int, end: int) -> tuple[float, tuple[int, 
     kind, a, b = found[0]
     if kind == "int":
         if b >= 0:  # packed: exactly one varint
-            value, after = _varint(buf, a, b)
+            value, after = varint(buf, a, b)
             if after != b:
                 return None
         else:
@@ -181,7 +147,7 @@ def _tensor_scalar(buf: bytes, start: int, end: int) -> tuple[float, tuple[int, 
 
 def _pb_value(buf: bytes, start: int, end: int) -> Any:
     """A google.protobuf.Value (what session_start_info holds per hyper-parameter)."""
-    for number, wire, a, b in _fields(buf, start, end):
+    for number, wire, a, b in spans(buf, start, end):
         if number == 2 and wire == 1:
             return struct.unpack_from("<d", buf, a)[0]
         if number == 3 and wire == 2:
@@ -189,21 +155,21 @@ def _pb_value(buf: bytes, start: int, end: int) -> Any:
         if number == 4 and wire == 0:
             return bool(a)
         if number == 6 and wire == 2:
-            return [_pb_value(buf, x, y) for n, w, x, y in _fields(buf, a, b) if n == 1 and w == 2]
+            return [_pb_value(buf, x, y) for n, w, x, y in spans(buf, a, b) if n == 1 and w == 2]
     return None
 
 
 def _hparams(buf: bytes, start: int, end: int) -> dict[str, Any]:
     """The hyper-parameters in an hparams plugin's content (HParamsPluginData.session_start_info.hparams)."""
     found: dict[str, Any] = {}
-    for number, wire, a, b in _fields(buf, start, end):
+    for number, wire, a, b in spans(buf, start, end):
         if number != 3 or wire != 2:
             continue
-        for field_number, fwire, fa, fb in _fields(buf, a, b):
+        for field_number, fwire, fa, fb in spans(buf, a, b):
             if field_number != 1 or fwire != 2:
                 continue
             key, value = None, None
-            for entry, ewire, ea, eb in _fields(buf, fa, fb):
+            for entry, ewire, ea, eb in spans(buf, fa, fb):
                 if entry == 1 and ewire == 2:
                     key = buf[ea:eb].decode("utf-8", errors="replace")
                 elif entry == 2 and ewire == 2:
@@ -524,17 +490,17 @@ class _Reader:
 
     def _event(self, buf: bytes, start: int, end: int) -> _Event:
         event = _Event(0, [], None, [], 0)
-        for number, wire, a, b in _fields(buf, start, end):
+        for number, wire, a, b in spans(buf, start, end):
             if number == 1 and wire == 1:
                 event.free.append((a - start, b - start))
             elif number == 2 and wire == 0:
                 event.step = a - (1 << 64) if a >= 1 << 63 else a
-                event.step_span = (b - start, _varint(buf, b, end)[1] - start)
+                event.step_span = (b - start, varint(buf, b, end)[1] - start)
                 event.free.append(event.step_span)
             elif number == 3 and wire == 2:
                 self.series.facts.setdefault("file_version", buf[a:b].decode("utf-8", errors="replace")[:40])
             elif number == 5 and wire == 2:
-                for value_number, vwire, va, vb in _fields(buf, a, b):
+                for value_number, vwire, va, vb in spans(buf, a, b):
                     if value_number == 1 and vwire == 2:
                         event.values += 1
                         self._value(buf, va, vb, start, event)
@@ -544,13 +510,13 @@ class _Reader:
         tag, tag_span, plugin = b"", (0, 0), None
         found: tuple[float, tuple[int, int] | None, str] | None = None
         tensor = False
-        for number, wire, a, b in _fields(buf, start, end):
+        for number, wire, a, b in spans(buf, start, end):
             if number == 1 and wire == 2:
                 tag, tag_span = buf[a:b], (a - record, b - record)
             elif number == 2 and wire == 5:
                 found = (struct.unpack_from("<f", buf, a)[0], (a, b), "<f")
             elif number == 9 and wire == 2:
-                for meta, mwire, ma, mb in _fields(buf, a, b):
+                for meta, mwire, ma, mb in spans(buf, a, b):
                     if meta == 1 and mwire == 2:
                         plugin = self._plugin(buf, ma, mb)
             elif number == 8 and wire == 2:
@@ -566,7 +532,7 @@ class _Reader:
 
     def _plugin(self, buf: bytes, start: int, end: int) -> str:
         name, content = "", (0, 0)
-        for number, wire, a, b in _fields(buf, start, end):
+        for number, wire, a, b in spans(buf, start, end):
             if number == 1 and wire == 2:
                 name = buf[a:b].decode("utf-8", errors="replace")
             elif number == 2 and wire == 2:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import math
 import os
 import queue
 import re
@@ -65,13 +66,7 @@ class TorchArchiveFile:
     @property
     def parameters(self) -> int:
         """Parameter count from tensor shapes."""
-        total = 0
-        for _, shape in self.tensors.values():
-            count = 1
-            for n in shape:
-                count *= n
-            total += count
-        return total
+        return sum(math.prod(shape) for _, shape in self.tensors.values())
 
 
 @dataclass
@@ -403,9 +398,15 @@ def _salvage_zip(handle: BinaryIO, size: int, result: TorchArchiveFile) -> None:
     name = handle.read(fields[9]).decode("cp437")
     if not _DATA_PKL.fullmatch(name) or fields[3] != zipfile.ZIP_STORED:
         return  # torch never compresses data.pkl; a deflated one without its directory is not followed
-    handle.seek(_LOCAL.size + fields[9] + fields[10])
-    data = handle.read(min(size, DATA_PKL_LIMIT))
-    scan = walk_pickle(data, f"{result.path}:{name}")
+    start = _LOCAL.size + fields[9] + fields[10]
+    length = CHUNK
+    while True:  # a growing window, so a small data.pkl at the head of a large file costs one small read
+        handle.seek(start)
+        data = handle.read(length)
+        scan = walk_pickle(data, f"{result.path}:{name}")
+        if not scan.truncated or len(data) < length or length >= DATA_PKL_LIMIT:
+            break
+        length = min(length * 8, DATA_PKL_LIMIT)
     _take_globals(result, scan)
     result.problems.extend(f"member {name}: {p}" for p in scan.problems)
     _take_tensors(result, scan)
@@ -496,7 +497,8 @@ def _legacy_records(handle: BinaryIO, size: int, objects: PickleScan, keys_scan:
         handle.seek(offset)
         raw = handle.read(8)
         if len(raw) < 8:
-            result.problems.append(f"storage record {key} starts at byte {offset}, past the end (truncated)")
+            result.problems.append(f"storage record {key} starts at byte {offset} but the file has {size} "
+                                   "(truncated)")
             return
         if storage is None:
             result.problems.append(f"storage record {key} is not referenced by the object pickle")

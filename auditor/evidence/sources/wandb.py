@@ -51,6 +51,7 @@ from typing import Any, BinaryIO
 from auditor.evidence.metrics import FINAL_MARKERS, MAX_KEPT, FinalRecord, MetricsSeries, SourceOutcome, as_float
 from auditor.evidence.opener import EvidenceUnreadable, Folder
 from auditor.evidence.plan import plan_fields
+from auditor.evidence.protowire import WireError, spans
 from auditor.evidence.sources.interface import FormatInfo, MetricsSource
 from auditor.evidence.sources.mlflow import FINAL_KEYS, is_eval, loss_key
 from auditor.evidence.sources.registry import register
@@ -82,55 +83,19 @@ _FILE_ID = re.compile(r"run-(?P<id>.+)\.wandb\Z")
 Value = Any  # a history value: bytes (its JSON, decoded when needed) or an already decoded value
 
 
-class Malformed(ValueError):
-    """Bytes that are not a well-formed protobuf message."""
-
-
-def _varint(buf: bytes, pos: int) -> tuple[int, int]:
-    result = shift = 0
-    while pos < len(buf) and shift < 70:
-        byte = buf[pos]
-        pos += 1
-        result |= (byte & 0x7F) << shift
-        if byte < 0x80:
-            return result, pos
-        shift += 7
-    raise Malformed("truncated or overlong varint")
+Malformed = WireError  # bytes that are no protobuf message
 
 
 def fields(buf: bytes) -> Iterator[tuple[int, int | bytes]]:
     """(number, value) of each field of a protobuf message, in order: an int for varint and fixed-width fields,
     bytes for length-delimited ones. Raises Malformed on bytes that are no message (groups included)."""
-    pos, end = 0, len(buf)
-    while pos < end:
-        key = buf[pos]
-        if key < 0x80:
-            pos += 1
-        else:
-            key, pos = _varint(buf, pos)
-        number, wire = key >> 3, key & 7
-        value: int | bytes
-        if number == 0:
-            raise Malformed("field number 0")
+    for number, wire, a, b in spans(buf, 0, len(buf)):
         if wire == 0:
-            value, pos = _varint(buf, pos)
+            yield number, a
         elif wire == 2:
-            size = buf[pos] if pos < end else 0x80
-            if size < 0x80:
-                pos += 1
-            else:
-                size, pos = _varint(buf, pos)
-            if pos + size > end:
-                raise Malformed("length-delimited field runs past its message")
-            value, pos = buf[pos:pos + size], pos + size
-        elif wire in (1, 5):
-            width = 8 if wire == 1 else 4
-            if pos + width > end:
-                raise Malformed("fixed-width field runs past its message")
-            value, pos = int.from_bytes(buf[pos:pos + width], "little"), pos + width
+            yield number, buf[a:b]
         else:
-            raise Malformed(f"wire type {wire}")
-        yield number, value
+            yield number, int.from_bytes(buf[a:b], "little")
 
 
 def _str(value: int | bytes) -> str:
