@@ -227,7 +227,7 @@ def test_dcp_single_process(made: Path) -> None:
     assert ckpt.pickle_globals[0].path == ".metadata"
     assert ckpt.summary == ("DCP checkpoint: 2 model tensors, 15 parameters, 2 non-tensor entries; 4 storage items "
                             "in 1 .distcp file(s) cover them exactly, 4 CRC-verified torch.save archives; "
-                            "10 pickle globals off the allowlist")
+                            "pickle globals allowlisted")
 
 
 def test_dcp_fsdp_two_ranks_matches_torch(made: Path, tmp_path: Path) -> None:
@@ -378,7 +378,7 @@ def test_deepspeed_zero1_two_ranks(ds_made: Path) -> None:
     assert ckpt.summary == ("DeepSpeed global_step3: ZeRO stage 1, 2 data-parallel × 1 model-parallel rank(s); "
                             "1 model-state and 2 optimizer-state archive(s) CRC-verified, 1 holding 4 tensors, 58 "
                             "parameters, fp32 partitions hold 58 elements; named by latest; zero_to_fp32.py beside "
-                            "it; 3 pickle globals off the allowlist")
+                            "it; pickle globals allowlisted")
 
 
 def test_deepspeed_zero3_bf16_shapes_from_param_shapes(ds_made: Path) -> None:

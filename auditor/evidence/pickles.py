@@ -427,11 +427,12 @@ class _Walk:
                 continue
 
 
-def walk_pickle(data: bytes, path: str, start: int = 0) -> PickleScan:
+def walk_pickle(data: bytes, path: str, start: int = 0, walker: type[_Walk] | None = None) -> PickleScan:
     """Walk the pickle at `data[start:]` up to its STOP without executing it: its globals (each distinct one once,
-    at its first offset), its storages and its simulated root value. Never raises; malformed data is a problem."""
+    at its first offset), its storages and its simulated root value. Never raises; malformed data is a problem.
+    `walker`: a _Walk subclass that models more of the opcodes (DCP keeps NEWOBJ/BUILD objects)."""
     scan = PickleScan(path=path)
-    walk = _Walk(scan)
+    walk = (walker or _Walk)(scan)
     stream = io.BytesIO(data)
     stream.seek(start)
     try:

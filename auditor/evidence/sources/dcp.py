@@ -25,6 +25,7 @@ from auditor.evidence.pickles import (
     _Global,
     _Walk,
     unsafe_globals,
+    walk_pickle,
 )
 from auditor.evidence.sources.interface import Candidate, CheckpointSource, FormatInfo
 from auditor.evidence.sources.registry import register
@@ -74,26 +75,7 @@ class _ObjectWalk(_Walk):
 def walk_objects(data: bytes, path: str) -> PickleScan:
     """Walk one pickle without executing it, as auditor.evidence.pickles.walk_pickle does, but with objects built
     by NEWOBJ/BUILD kept as Instances (class and state) in the root. Never raises."""
-    import pickletools
-    scan = PickleScan(path=path)
-    walk = _ObjectWalk(scan)
-    stream = io.BytesIO(data)
-    try:
-        for opcode, arg, pos in pickletools.genops(stream):
-            walk.step(opcode.name, arg, pos if pos is not None else -1)
-            if opcode.name == "STOP":
-                scan.end = (pos or 0) + 1
-    except Exception as exc:  # genops raises a zoo on malformed bytes; the walk must not raise
-        scan.truncated = stream.tell() >= len(data)
-        scan.problems.append(f"pickle is malformed at offset {stream.tell()}: "
-                             + ("the data ends inside it" if scan.truncated else str(exc)))
-        return scan
-    if scan.end is None:
-        scan.truncated = True
-        scan.problems.append("pickle has no STOP opcode: the data ends inside it")
-    elif not walk.broken:
-        scan.root = walk.stack[-1] if walk.stack else None
-    return scan
+    return walk_pickle(data, path, walker=_ObjectWalk)
 
 
 @dataclass
