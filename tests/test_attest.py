@@ -40,7 +40,7 @@ def test_statement_of_a_real_run(tmp_path: Path) -> None:
     predicate = doc["predicate"]
     manifest = json.loads((EXAMPLE / "run_manifest.json").read_text())
     assert predicate["plan"] == manifest["plan"] and predicate["outcome"] == manifest["outcome"]
-    assert predicate["verdict"] == "pass" and len(predicate["gates"]) == 14
+    assert predicate["verdict"] == "pass" and len(predicate["gates"]) == 15
     env = (EXAMPLE / "env_snapshot.json").read_bytes()
     assert predicate["environment"] == {"path": "env_snapshot.json", "sha256": hashlib.sha256(env).hexdigest()}
 

@@ -72,7 +72,7 @@ def test_junit_has_one_testcase_per_gate(run_dir: Path, tmp_path: Path) -> None:
     assert result.code == 1 and result.stdout == ""
     suite = ET.parse(out).getroot().find("testsuite")
     cases = suite.findall("testcase")
-    assert len(cases) == 14
+    assert len(cases) == 15
     failed = [c.get("name") for c in cases if c.find("failure") is not None]
     assert failed == ["environment_captured"] and suite.get("failures") == "1"
 
@@ -110,9 +110,9 @@ def test_two_folders_one_report(run_dir: Path, trained_run: Path) -> None:
     assert [r["verdict"] for r in json.loads(result.stdout)["runs"]] == ["warn", "fail"]
 
 
-def test_gates_lists_all_fourteen() -> None:
+def test_gates_lists_all_fifteen() -> None:
     result = audit("gates")
-    assert result.code == 0 and len(result.stdout.splitlines()) == 14
+    assert result.code == 0 and len(result.stdout.splitlines()) == 15
 
 
 @pytest.mark.parametrize("name", list(MODELS))
