@@ -286,3 +286,20 @@ def test_wandb_offline_run_passes_unchanged(tmp_path: Path) -> None:
     assert "reached step 80 of 80 planned" in report.gate("training_completed")["message"]
     loss = report.gate("loss_decreased")
     assert loss["status"] == "pass" and loss["evidence"][0]["path"].endswith(".wandb"), loss
+
+
+FRAMEWORKS = ("torch", "tensorboard", "tensorflow", "mlflow", "wandb", "mlperf_logging", "lightning", "deepspeed",
+              "orbax", "jax", "numpy", "google.protobuf", "safetensors", "transformers")
+
+
+def test_verify_reads_every_format_without_its_library(plain_run: Path) -> None:
+    """`pip install auditor` reads them all: verifying TensorBoard, torch.save, printed logs and MLPerf results
+    imports none of the libraries that wrote them."""
+    folders = [str(plain_run), str(MLPERF / "Dell/results/XE9680x8H100-SXM-80GB/resnet")]
+    code = ("import sys; from pathlib import Path; from auditor.verify import VerifyOptions, execute; "
+            f"report = execute(VerifyOptions(run_dirs=[Path(p) for p in {folders!r}])); "
+            "assert [r.verdict for r in report.runs] == ['pass', 'warn'], [r.verdict for r in report.runs]; "
+            f"print(','.join(m for m in {FRAMEWORKS!r} if m in sys.modules))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, cwd=ROOT)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.strip() == "", f"verify imported {done.stdout.strip()}"
