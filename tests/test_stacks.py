@@ -303,3 +303,14 @@ def test_verify_reads_every_format_without_its_library(plain_run: Path) -> None:
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, cwd=ROOT)
     assert done.returncode == 0, done.stderr[-3000:]
     assert done.stdout.strip() == "", f"verify imported {done.stdout.strip()}"
+
+
+def test_model_size_is_checked_against_a_torch_save_checkpoint(plain_run: Path, tmp_path: Path) -> None:
+    """No config.json: the parameter count comes from the archive's tensor shapes (8·16+16+16+1 = 161)."""
+    run = _copy(plain_run, tmp_path)
+    (run / "plain_config.yaml").write_text("model:\n  name: regressor-7B\n", encoding="utf-8")
+    report = verify_json(run)
+    gate = report.gate("model_matches_config")
+    assert gate["status"] == "fail" and "161 parameters" in gate["message"] and "regressor-7B" in gate["message"]
+    (run / "plain_config.yaml").write_text("model:\n  name: regressor\n  num_parameters: 161\n", encoding="utf-8")
+    assert verify_json(run).status("model_matches_config") in ("pass", "skip")

@@ -45,22 +45,23 @@ def check(ev: RunEvidence, ctx: GateContext) -> GateResult:
     """Compare declared architecture keys, declared size and tensor shapes with the checkpoint."""
     ckpt = ev.checkpoint
     plan = ev.plan
-    if ckpt is None or ckpt.config is None:
-        return R("skip", "no checkpoint config.json to compare")
-    config_ref = ref(f"{ckpt.directory}/config.json")
+    if ckpt is None:
+        return R("skip", "no checkpoint to compare")
+    config = ckpt.config or {}  # formats without a config.json (torch.save, DCP, Orbax) still have tensor shapes
+    config_ref = ref(f"{ckpt.directory}/config.json") if ckpt.config is not None else ref(ckpt.directory)
     problems: list[str] = []
     compared = 0
     for names in SYNONYMS:
         declared = _lookup(plan.architecture, names)
-        actual = _lookup(ckpt.config, names)
+        actual = _lookup(config, names)
         if declared is None or actual is None:
             continue
         compared += 1
         if declared != actual:
             problems.append(f"{names[0]}: declared {declared} ({plan.source.get('architecture')}), "
                             f"checkpoint has {actual}")
-    hidden = _lookup(ckpt.config, SYNONYMS[0])
-    vocab = ckpt.config.get("vocab_size")
+    hidden = _lookup(config, SYNONYMS[0])
+    vocab = config.get("vocab_size")
     embed = ckpt.tensor_shape(("embed_tokens.weight", "wte.weight", "word_embeddings.weight", "tok_embeddings.weight"))
     if embed is not None and hidden is not None and vocab is not None:
         compared += 1
@@ -71,7 +72,7 @@ def check(ev: RunEvidence, ctx: GateContext) -> GateResult:
     if params is None and ckpt.index is not None and isinstance(ckpt.index.metadata.get("total_parameters"), int):
         params = ckpt.index.metadata["total_parameters"]
     wanted = plan.num_parameters or declared_size(plan.model_name) or declared_size(
-        str(ckpt.config.get("_name_or_path", "")))
+        str(config.get("_name_or_path", "")))
     if params and wanted:
         compared += 1
         ratio = params / wanted
@@ -80,6 +81,9 @@ def check(ev: RunEvidence, ctx: GateContext) -> GateResult:
                             f"({plan.model_name or plan.num_parameters}) implies about {wanted:,}")
     if problems:
         return R("fail", "checkpoint does not match the declared model: " + "; ".join(problems), config_ref)
+    if compared == 0 and ckpt.config is None:
+        return R("skip", f"{ckpt.directory} has no config.json and no model size is declared to compare its "
+                 f"{ckpt.parameters:,} parameters with", config_ref)
     if compared == 0:
         return R("skip", "no declared architecture or model size to compare (declare a `model:` mapping with "
                  "config.json keys in the config YAML)", config_ref)
