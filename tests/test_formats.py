@@ -12,7 +12,7 @@ from auditor.formats import formats_markdown
 
 # Every format issue 11 names, by its registry id (a format that disappears from the registry fails here).
 EXPECTED = {"metrics_jsonl", "hf_trainer_state", "printed_progress", "csv_log", "mlflow", "mlperf", "notebook",
-            "tensorboard", "wandb", "safetensors", "torch_archive", "dcp", "deepspeed", "orbax"}
+            "tensorboard", "wandb", "safetensors", "torch_archive", "dcp", "deepspeed", "orbax", "keras"}
 
 
 def test_docs_formats_md_is_what_the_registry_says() -> None:

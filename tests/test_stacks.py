@@ -6,6 +6,7 @@ from __future__ import annotations
 import shutil
 import subprocess
 import sys
+from importlib.util import find_spec
 from pathlib import Path
 
 import pytest
@@ -314,3 +315,25 @@ def test_model_size_is_checked_against_a_torch_save_checkpoint(plain_run: Path, 
     assert gate["status"] == "fail" and "161 parameters" in gate["message"] and "regressor-7B" in gate["message"]
     (run / "plain_config.yaml").write_text("model:\n  name: regressor\n  num_parameters: 161\n", encoding="utf-8")
     assert verify_json(run).status("model_matches_config") in ("pass", "skip")
+
+
+# -- Keras 3 (JAX backend): CSVLogger and a .keras ModelCheckpoint ----------------------------------------------
+def test_keras_run_passes_unchanged_then_a_cut_keras_file_fails(tmp_path: Path) -> None:
+    if find_spec("keras") is None:  # (importing it here would pick the TensorFlow backend)
+        pytest.skip("keras is not installed")
+    folder, done = run_stack(tmp_path, "keras_csv.py", env={"KERAS_BACKEND": "jax", "JAX_PLATFORMS": "cpu"})
+    assert done.code == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    report = verify_json(folder)
+    assert report.code == 0, report.stdout
+    loss = report.gate("loss_decreased")
+    assert loss["status"] == "pass" and loss["evidence"][0]["path"] == "outputs/training.csv", loss
+    assert report.gate("checkpoint_saved")["message"].startswith("outputs/model.keras: Keras 3.")
+    assert report.status("evaluation_ran") == "pass"  # val_loss per epoch
+    model = folder / "outputs" / "model.keras"
+    data = model.read_bytes()
+    model.unlink()  # a hard link to the user's file: replace it, never write through it
+    model.write_bytes(data[: len(data) - 200])
+    broken = verify_json(folder)
+    assert broken.code == 1
+    gate = broken.gate("checkpoint_saved")
+    assert gate["status"] == "fail" and "outputs/model.keras" in gate["message"], gate

@@ -12,6 +12,7 @@ from auditor.evidence.sources import (  # noqa: F401  (importing registers each 
     deepspeed,
     hf_model,
     jsonl,
+    keras,
     mlflow,
     mlperf,
     notebook,
@@ -29,7 +30,7 @@ __all__ = ["CHECKPOINTS", "METRICS", "formats"]
 # Registry order: the loss series to audit is the source with most points, earlier ones winning ties.
 METRICS_ORDER = ("metrics_jsonl", "hf_trainer_state", "csv_log", "tensorboard", "mlflow", "wandb", "mlperf",
                  "printed_progress", "notebook")
-CHECKPOINTS_ORDER = ("safetensors", "torch_archive", "deepspeed", "dcp", "orbax")
+CHECKPOINTS_ORDER = ("safetensors", "torch_archive", "deepspeed", "dcp", "orbax", "keras")
 
 
 def _reorder(table: dict[str, Any], order: tuple[str, ...]) -> None:
