@@ -409,7 +409,11 @@ class RunEvidence:
         """Series of a folder that holds several independent runs, each with its recorded end (an MLPerf results
         folder's result_N.txt); empty for a folder of one run."""
         runs = [s for s in self.metrics_sources if s.run is not None and s.outcome is not None]
-        return runs if len({s.run for s in runs}) > 1 else []
+        by_kind: dict[str, set[str]] = {}
+        for series in runs:
+            by_kind.setdefault(series.kind, set()).add(str(series.run))
+        # several runs of one format (not one run tracked by both MLflow and W&B)
+        return [s for s in runs if len(by_kind[s.kind]) > 1]
 
     @cached_property
     def steps_taken(self) -> tuple[int | None, bool]:

@@ -207,8 +207,8 @@ def cross_check_series(ev: RunEvidence) -> tuple[int, list[tuple[str, EvidenceRe
     compared, found = 0, []
     for i, (a, a_index) in enumerate(indexed):
         for b, b_index in indexed[i + 1:]:
-            if a.run is not None and b.run is not None and a.run != b.run:
-                continue  # independent runs of one folder (MLPerf result_N.txt): their curves differ by design
+            if a.kind == b.kind and a.run != b.run:
+                continue  # independent runs of one format in one folder (MLPerf result_N.txt, MLflow runs)
             small, small_index, large = (a, a_index, b) if len(a_index) <= len(b_index) else (b, b_index, a)
             large_index = b_index if large is b else a_index
             mismatches = []
