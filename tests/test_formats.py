@@ -47,3 +47,16 @@ def test_a_folder_of_one_format_is_a_run_folder(tmp_path: Path) -> None:
     (empty / "notes.md").write_text("hello\n", encoding="utf-8")
     refused = audit("verify", empty)
     assert refused.code == 2 and refused.stderr.startswith("Error:")
+
+
+def test_discovery_is_bounded_in_depth_and_says_where_it_stopped(tmp_path: Path) -> None:
+    run = tmp_path / "deep_run"
+    deep = run.joinpath(*(f"d{i}" for i in range(40)))
+    deep.mkdir(parents=True)
+    (deep / "metrics.jsonl").write_text('{"step": 1, "loss": 2.0}\n', encoding="utf-8")
+    (run / "training_log.txt").write_text("step 1 loss 2.0\nstep 2 loss 1.0\n", encoding="utf-8")
+    done = audit("verify", run, "--format", "json")
+    gate = done.gate("evidence_complete")
+    cut = "/".join(f"d{i}" for i in range(33))
+    assert gate["status"] == "fail" and gate["message"].startswith(f"{cut} lies more than 32 folders deep"), gate
+    assert done.gate("loss_decreased")["evidence"][0]["path"] == "training_log.txt"  # the deep file was not read

@@ -52,6 +52,9 @@ TEXT_SUFFIXES = (".txt", ".log", ".md", ".json", ".jsonl", ".yaml", ".yml", ".cf
                  ".env", ".ini", ".ipynb", ".out", ".err", "")
 
 
+MAX_WALK_DEPTH = 32  # folder levels below the run folder that discovery enters
+
+
 def is_run_folder(path: Path) -> bool:
     """A folder holding any run-folder file, or any file of a format `audit formats` lists, is a run folder,
     however broken."""
@@ -91,6 +94,7 @@ class RunEvidence:
         self.quick = quick
         self._texts: dict[str, TextDoc | None] = {}
         self._heads: dict[str, bytes] = {}
+        self._walk_cut: str | None = None
         self._inspected: dict[tuple[str, str], Checkpoint] = {}
         self._digests: dict[Path, tuple[int, int, str | None]] = {}
 
@@ -136,7 +140,15 @@ class RunEvidence:
                 elif name in filenames:
                     files.append(rel)
             dirnames[:] = sorted(d for d in dirnames if not (Path(directory) / d).is_symlink())
+            if dirnames and rel_dir.count("/") + (rel_dir != ".") >= MAX_WALK_DEPTH:
+                self._walk_cut = self._walk_cut or f"{rel_dir}/{dirnames[0]}"
+                dirnames[:] = []  # discovery is bounded: deeper folders are reported, not read
         return sorted(files), links
+
+    @property
+    def walk_cut(self) -> str | None:
+        """The first folder the bounded walk did not enter (more than MAX_WALK_DEPTH levels down), if any."""
+        return self._walk_cut if self._walk is not None else None
 
     @property
     def files(self) -> list[str]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from auditor.evidence.run import RunEvidence
+from auditor.evidence.run import MAX_WALK_DEPTH, RunEvidence
 from auditor.gates.base import GateContext, Results, gate, ref, where
 from auditor.models import EvidenceRef, GateResult
 
@@ -17,6 +17,9 @@ def check(ev: RunEvidence, ctx: GateContext) -> GateResult:
     for link in ev.symlinks:
         if link.escapes:
             problems.append((f"{link.path} is a symlink leading outside the folder ({link.target})", ref(link.path)))
+    if ev.walk_cut:
+        problems.append((f"{ev.walk_cut} lies more than {MAX_WALK_DEPTH} folders deep: nothing below it was read; "
+                         "keep evidence within that depth", ref(ev.walk_cut)))
     if not ev.log_files and not ev.format_logs:
         problems.append(("no training log (training_log.txt)", ref("training_log.txt")))
     # the log `audit run` captured is empty when the command printed nothing: a fact, not a gap, where the
