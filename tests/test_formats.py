@@ -60,3 +60,17 @@ def test_discovery_is_bounded_in_depth_and_says_where_it_stopped(tmp_path: Path)
     cut = "/".join(f"d{i}" for i in range(33))
     assert gate["status"] == "fail" and gate["message"].startswith(f"{cut} lies more than 32 folders deep"), gate
     assert done.gate("loss_decreased")["evidence"][0]["path"] == "training_log.txt"  # the deep file was not read
+
+
+def test_a_fifo_named_like_evidence_is_reported_not_waited_on(tmp_path: Path) -> None:
+    """Discovery opens evidence through the one opener: a FIFO named metrics.jsonl never blocks verify."""
+    import os
+
+    run = tmp_path / "fifo_run"
+    run.mkdir()
+    os.mkfifo(run / "metrics.jsonl")
+    (run / "training_log.txt").write_text("step 1 loss 2.0\nstep 2 loss 1.0\n", encoding="utf-8")
+    done = audit("verify", run, "--format", "json")
+    assert done.code == 1
+    gate = done.gate("evidence_complete")
+    assert gate["message"].startswith("metrics.jsonl is not a regular file"), gate

@@ -91,6 +91,14 @@ class Folder:
         except EvidenceUnreadable:
             return b""
 
+    def unreadable(self, rel: str) -> str | None:
+        """Why a file cannot be opened as evidence (not regular, outside, permission), or None when it can."""
+        try:
+            self.open(rel).close()
+        except EvidenceUnreadable as exc:
+            return str(exc)
+        return None
+
     def size(self, rel: str) -> int:
         """Size in bytes (0 when it cannot be read)."""
         try:

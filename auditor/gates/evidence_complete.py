@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import stat
 from pathlib import Path
 
 from auditor.evidence.run import MAX_WALK_DEPTH, RunEvidence
@@ -26,7 +27,10 @@ def check(ev: RunEvidence, ctx: GateContext) -> GateResult:
     # training's evidence is in other files (TensorBoard, W&B, ...)
     silent = ev.run_manifest is not None and any(s.records for s in ev.metrics_sources)
     for rel in ev.files:
-        if ev.path(rel).stat().st_size == 0 and not (silent and rel == "training_log.txt"):
+        info = ev.path(rel).lstat()
+        if not stat.S_ISREG(info.st_mode):
+            problems.append((f"{rel} is not a regular file (a FIFO, socket or device): it is not read", ref(rel)))
+        elif info.st_size == 0 and not (silent and rel == "training_log.txt"):
             problems.append((f"{rel} is empty", ref(rel)))
     for rel, (why, line) in ev.templates.items():
         problems.append((f"{where(rel, line)} is a template: {why}", ref(rel, line)))

@@ -4,7 +4,7 @@ nested `metrics` mapping), streamed by the one metrics reader."""
 from __future__ import annotations
 
 from auditor.evidence.metrics import MetricsSeries, read_jsonl
-from auditor.evidence.opener import EvidenceUnreadable, Folder
+from auditor.evidence.opener import Folder
 from auditor.evidence.sources.interface import FormatInfo, MetricsSource
 from auditor.evidence.sources.registry import register
 
@@ -23,10 +23,9 @@ class MetricsJsonl(MetricsSource):
     )
 
     def read(self, folder: Folder, rel: str) -> list[MetricsSeries]:
-        try:
-            folder.open(rel).close()  # a regular file inside the folder, or nothing is read
-        except EvidenceUnreadable as exc:
+        problem = folder.unreadable(rel)  # a regular file inside the folder, or nothing is read
+        if problem:
             series = MetricsSeries(path=rel, kind="metrics.jsonl")
-            series._bad(1, str(exc))
+            series._bad(1, problem)
             return [series]
         return [read_jsonl(folder.root / rel, rel)]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 
 from auditor.evidence.metrics import MetricsSeries, read_trainer_state
-from auditor.evidence.opener import EvidenceUnreadable, Folder
+from auditor.evidence.opener import Folder
 from auditor.evidence.sources.interface import FormatInfo, MetricsSource
 from auditor.evidence.sources.registry import register
 
@@ -31,11 +31,10 @@ class TrainerState(MetricsSource):
         return [min(claimed, key=lambda rel: (rel.count("/"), rel))] if claimed else []
 
     def read(self, folder: Folder, rel: str) -> list[MetricsSeries]:
-        try:
-            folder.open(rel).close()
-        except EvidenceUnreadable as exc:
+        problem = folder.unreadable(rel)  # a regular file inside the folder, or nothing is read
+        if problem:
             series = MetricsSeries(path=rel, kind="trainer_state")
-            series._bad(1, str(exc))
+            series._bad(1, problem)
             return [series]
         series, max_steps = read_trainer_state(folder.root / rel, rel)
         if max_steps:
