@@ -337,3 +337,19 @@ def test_keras_run_passes_unchanged_then_a_cut_keras_file_fails(tmp_path: Path) 
     assert broken.code == 1
     gate = broken.gate("checkpoint_saved")
     assert gate["status"] == "fail" and "outputs/model.keras" in gate["message"], gate
+
+
+def test_collection_never_writes_through_a_link_the_training_left(tmp_path: Path) -> None:
+    """A command that turns <run>/outputs into a link out of the folder: what it wrote stays where it is, and
+    nothing is written through the link."""
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    code = ("import os, pathlib\n"
+            "run = pathlib.Path(os.environ['AUDITOR_RUN_DIR'])\n"
+            f"(run / 'outputs').symlink_to({str(elsewhere)!r})\n"
+            "pathlib.Path('metrics.csv').write_text('epoch,step,train_loss\\n0,1,2.0\\n0,2,1.0\\n')\n")
+    work = tmp_path / "work"
+    work.mkdir()
+    audit("run", "--runner", "command", "--out", tmp_path / "run", "--", sys.executable, "-c", code, cwd=work)
+    assert list(elsewhere.iterdir()) == []
+    assert (work / "metrics.csv").is_file()

@@ -16,6 +16,7 @@ from pathlib import Path
 
 from auditor.capture.files import link_file
 from auditor.evidence.opener import Folder
+from auditor.evidence.paths import is_within
 from auditor.evidence.sources import CHECKPOINTS, METRICS
 from auditor.evidence.sources.interface import name_matches
 
@@ -86,9 +87,12 @@ class OutputWatch:
         brought = []
         for rel in sorted(chosen):
             dest = folder / OUTPUTS / rel
-            if dest.exists():
+            if dest.exists() or dest.is_symlink():
                 continue
             try:
+                dest.parent.mkdir(parents=True, exist_ok=True)
+                if not is_within(dest.parent, folder):
+                    continue  # the training put a link into the run folder: never write through it
                 link_file(self.cwd / rel, dest)
             except OSError:
                 continue
