@@ -353,3 +353,16 @@ def test_collection_never_writes_through_a_link_the_training_left(tmp_path: Path
     audit("run", "--runner", "command", "--out", tmp_path / "run", "--", sys.executable, "-c", code, cwd=work)
     assert list(elsewhere.iterdir()) == []
     assert (work / "metrics.csv").is_file()
+
+
+def test_exit_zero_after_a_caught_crash_is_not_proof_of_completion(tmp_path: Path) -> None:
+    """No plan, exit 0, but the log holds a traceback the script printed and swallowed: warn, never a pass."""
+    code = ("import traceback\n"
+            "for step in range(1, 21):\n"
+            "    print(f'step {step} loss {2.0 / step:.4f}', flush=True)\n"
+            "try:\n    1 / 0\nexcept ZeroDivisionError:\n    traceback.print_exc()\n")
+    work = tmp_path / "work"
+    work.mkdir()
+    audit("run", "--runner", "command", "--out", tmp_path / "run", "--", sys.executable, "-c", code, cwd=work)
+    gate = verify_json(tmp_path / "run").gate("training_completed")
+    assert gate["status"] == "warn" and "shows a failure" in gate["message"], gate

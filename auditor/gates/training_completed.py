@@ -172,6 +172,11 @@ def check(ev: RunEvidence, ctx: GateContext) -> GateResult:
     if series is not None and series.count and (exited_zero or ended):
         how = "the command exited 0 (run_manifest.json)" if exited_zero else \
             f"{ended[0].at(ended[0].outcome.line if ended[0].outcome else None)} records a successful end"
+        crash = next(((s.path, n, t) for s in ev.log_signals for n, t in s.crashes), None)
+        if crash is not None:  # an exception the script caught, or a crash it exited 0 from: not proven either way
+            return R("warn", f"no planned step count declared; {how}, but {where(crash[0], crash[1])} shows a "
+                     f"failure ({crash[2][:80]!r}): declare max_steps to prove the run reached its end",
+                     ref(crash[0], crash[1]), *evidence)
         return R("pass", f"no planned step count declared; {how} after logging up to step {reached} "
                  f"({series.path}{f', read by rule {series.rule}' if series.rule else ''})",
                  ref("run_manifest.json") if exited_zero else ref(ended[0].path), *evidence)
