@@ -366,3 +366,20 @@ def test_exit_zero_after_a_caught_crash_is_not_proof_of_completion(tmp_path: Pat
     audit("run", "--runner", "command", "--out", tmp_path / "run", "--", sys.executable, "-c", code, cwd=work)
     gate = verify_json(tmp_path / "run").gate("training_completed")
     assert gate["status"] == "warn" and "shows a failure" in gate["message"], gate
+
+
+def test_a_checked_archive_is_not_hashed_a_second_time(plain_run: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The torch.save check hashes the file in the same read as its CRCs; the digest check reuses that digest."""
+    import hashlib
+
+    from auditor.evidence import run as run_module
+    from auditor.evidence.run import RunEvidence
+
+    hashed: list[Path] = []
+    real = run_module.sha256_files
+    monkeypatch.setattr(run_module, "sha256_files", lambda paths: hashed.extend(paths) or real(paths))
+    ev = RunEvidence(plain_run)
+    assert ev.checkpoint is not None and ev.checkpoint.directory == "outputs/model.pt"
+    model = plain_run / "outputs" / "model.pt"
+    assert ev.sha256([model]) == {model: hashlib.sha256(model.read_bytes()).hexdigest()}
+    assert model not in hashed

@@ -72,10 +72,6 @@ class Folder:
                 self._texts[rel] = TextDoc(path=rel, lines=split_lines(text.replace("\x00", "")), encoding=encoding)
         return self._texts[rel]
 
-    def forget(self, rel: str) -> None:
-        """Drop a cached text (the file was just rewritten)."""
-        self._texts.pop(rel, None)
-
     def open(self, rel: str) -> BinaryIO:
         """open_evidence within this folder."""
         return open_evidence(self.root, rel)

@@ -47,7 +47,6 @@ RUN_FOLDER_MARKERS = (
 )
 ENV_NAMES = ("env_snapshot.json", "env_snapshot.txt", "env_info.txt", "collect_env.txt", "torch_version.txt")
 GPU_NAMES = ("gpu_snapshot.json", "gpu_snapshot.txt", "nvidia_smi.txt", "nvidia-smi.txt")
-METRICS_NAMES = ("training_output/metrics.jsonl", "metrics.jsonl")
 TEXT_SUFFIXES = (".txt", ".log", ".md", ".json", ".jsonl", ".yaml", ".yml", ".cfg", ".toml", ".csv", ".sh", ".py",
                  ".env", ".ini", ".ipynb", ".out", ".err", "")
 
@@ -452,7 +451,11 @@ class RunEvidence:
         """One checkpoint's structure, read from its bytes by its format (cached)."""
         key = (candidate.source, candidate.location)
         if key not in self._inspected:
-            self._inspected[key] = CHECKPOINTS[candidate.source].inspect(self.folder, candidate)
+            ckpt = self._inspected[key] = CHECKPOINTS[candidate.source].inspect(self.folder, candidate)
+            for weights in ckpt.files:  # a format that hashed a file while checking it: never read it again
+                digest, stamp = getattr(weights, "sha256", None), getattr(weights, "stamp", None)
+                if digest and stamp:
+                    self._digests.setdefault(self.root / weights.path, (*stamp, digest))
         return self._inspected[key]
 
     @cached_property

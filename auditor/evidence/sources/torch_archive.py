@@ -57,6 +57,7 @@ class TorchArchiveFile:
     tensors: dict[str, tuple[str, tuple[int, ...]]] = field(default_factory=dict)
     problems: list[str] = field(default_factory=list)
     sha256: str | None = None
+    stamp: tuple[int, int] | None = None  # (size, mtime_ns) of the file the digest was computed over
     members: int = 0
     weights_key: str | None = None
     step: int | None = None
@@ -344,8 +345,10 @@ def read_torch_file(folder: Folder, rel: str) -> TorchArchiveFile:
     result = TorchArchiveFile(path=rel, size=folder.size(rel))
     try:
         with folder.open(rel) as handle:
+            opened = os.fstat(handle.fileno())
             check = verify_archive(handle)
             result.sha256, result.size = check.sha256, check.size
+            result.stamp = (opened.st_size, opened.st_mtime_ns)
             if check.is_zip:
                 result.layout, result.members = "zip", len(check.members)
                 result.problems.extend(check.problems)
