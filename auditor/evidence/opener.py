@@ -5,14 +5,15 @@ from __future__ import annotations
 
 import os
 import stat
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO, TypeVar
 
 from auditor.evidence.paths import contained_path
 from auditor.evidence.text import MAX_TEXT_BYTES, TextDoc, decode_bytes, split_lines
 
+T = TypeVar("T")
 HEAD_BYTES = 64 * 1024  # what discovery reads to recognise a format by its content
 
 
@@ -59,6 +60,14 @@ class Folder:
     root: Path
     files: Sequence[str]
     _texts: dict[str, TextDoc | None] = field(default_factory=dict, compare=False, repr=False)
+    _parsed: dict[tuple[str, str], Any] = field(default_factory=dict, compare=False, repr=False)
+
+    def parsed(self, kind: str, rel: str, parse: Callable[[], T]) -> T:
+        """A file's parsed form, made once per folder (a format that reads one file for two purposes)."""
+        key = (kind, rel)
+        if key not in self._parsed:
+            self._parsed[key] = parse()
+        return self._parsed[key]
 
     def text(self, rel: str, limit: int = MAX_TEXT_BYTES) -> TextDoc | None:
         """A decoded text file (UTF-8/16, BOM, CRLF, cp1252), cached; None when it cannot be read."""

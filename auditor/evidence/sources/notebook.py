@@ -119,7 +119,11 @@ def notebook_outputs(data: bytes, rel: str) -> NotebookOutputs:
 
 
 def read_notebook(folder: Folder, rel: str) -> NotebookOutputs:
-    """A notebook of the folder through the one opener (bounded)."""
+    """A notebook of the folder through the one opener (bounded), parsed once for its series and its log view."""
+    return folder.parsed("notebook", rel, lambda: _read_notebook(folder, rel))
+
+
+def _read_notebook(folder: Folder, rel: str) -> NotebookOutputs:
     try:
         data, cut = folder.read(rel, MAX_NOTEBOOK_BYTES)
     except EvidenceUnreadable as exc:
