@@ -56,7 +56,8 @@ def verify(ctx: click.Context, run_dirs: tuple[Path, ...], fmt: str, output: Pat
 
     options = VerifyOptions(run_dirs=list(run_dirs), quick=quick, strict=strict, exit_zero=exit_zero,
                             select=_split(select), ignore=_split(ignore),
-                            gate_options=GateOptions(loss_window=loss_window, min_loss_drop=min_loss_drop))
+                            gate_options=GateOptions(loss_window=loss_window, min_loss_drop=min_loss_drop),
+                            debug=bool(ctx.obj and ctx.obj.get("debug")))
     report = execute(options)
     color = output is None and sys.stdout.isatty() and "NO_COLOR" not in os.environ and fmt == "text"
     text = render(fmt, report, color=color)

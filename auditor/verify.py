@@ -27,6 +27,7 @@ class VerifyOptions:
     select: list[str] = field(default_factory=list)
     ignore: list[str] = field(default_factory=list)
     gate_options: GateOptions = field(default_factory=GateOptions)
+    debug: bool = False  # a gate's own bug raises (a traceback) instead of becoming its failed result
 
 
 def selected_gates(select: list[str], ignore: list[str]) -> list[str]:
@@ -63,8 +64,24 @@ def verdict_of(results: list[GateResult], strict: bool) -> Verdict:
     return "warn" if "warn" in statuses else "pass"
 
 
+INTERNAL_ERROR = "internal error in this gate"  # how a gate's own bug reads in its result (the fuzz counts them)
+
+
+def run_gate(gate_id: str, evidence: RunEvidence, context: GateContext, debug: bool = False) -> GateResult:
+    """One gate's result. A bug in a gate fails that gate, naming the error, and never stops the audit or passes
+    the folder (with `debug` it raises for a traceback)."""
+    try:
+        return REGISTRY[gate_id].run(evidence, context)
+    except Exception as exc:
+        if debug:
+            raise
+        return GateResult(id=gate_id, status="fail", evidence=[],
+                          message=f"{INTERNAL_ERROR}: {type(exc).__name__}: {exc}; it could not check this folder "
+                                  "(run `audit --debug verify` for a traceback and report it)")
+
+
 def audit_run_dir(path: Path, gate_ids: list[str], options: GateOptions, strict: bool,
-                  evidence: RunEvidence | None = None) -> RunReport:
+                  evidence: RunEvidence | None = None, debug: bool = False) -> RunReport:
     """All selected gates over one folder (over `evidence` when the caller has already opened it, so it is parsed
     once). no_false_success runs after the others: it judges their claims."""
     evidence = evidence or RunEvidence(path, quick=options.quick)
@@ -74,9 +91,8 @@ def audit_run_dir(path: Path, gate_ids: list[str], options: GateOptions, strict:
         if gate_id == "no_false_success":
             for other in REGISTRY:
                 if other not in context.results and other != gate_id:
-                    context.results[other] = REGISTRY[other].run(evidence, context)
-        result = REGISTRY[gate_id].run(evidence, context)
-        context.results[gate_id] = result
+                    context.results[other] = run_gate(other, evidence, context, debug)
+        context.results[gate_id] = run_gate(gate_id, evidence, context, debug)
     results = [context.results[g] for g in gate_ids]
     return RunReport(run_dir=str(path), verdict=verdict_of(results, strict), gates=results)
 
@@ -88,7 +104,8 @@ def execute(options: VerifyOptions) -> VerifyReport:
         check_run_dir(path)
     gate_options = GateOptions(loss_window=options.gate_options.loss_window,
                                min_loss_drop=options.gate_options.min_loss_drop, quick=options.quick)
-    runs = [audit_run_dir(p, gate_ids, gate_options, options.strict) for p in options.run_dirs]
+    runs = [audit_run_dir(p, gate_ids, gate_options, options.strict, debug=options.debug)
+            for p in options.run_dirs]
     return VerifyReport(tool=ToolInfo(version=__version__, quick=options.quick, strict=options.strict), runs=runs)
 
 

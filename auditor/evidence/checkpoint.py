@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
+from auditor.evidence.jsonload import load_json
 from auditor.evidence.paths import contained_path, relative_name
 from auditor.evidence.safetensors import (
     ShardIndex,
@@ -82,7 +82,7 @@ def inspect_checkpoint(root: Path, directory: Path) -> Checkpoint:
     config_path = directory / "config.json"
     if config_path.is_file():
         try:
-            config = json.loads(config_path.read_bytes())
+            config = load_json(config_path.read_bytes())
             if isinstance(config, dict):
                 ckpt.config = config
             else:

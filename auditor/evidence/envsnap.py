@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from auditor.evidence.jsonload import load_json
 from auditor.evidence.text import TextDoc
 
 # (fact, pattern over one line); the first match wins.
@@ -79,7 +79,7 @@ def read_env(doc: TextDoc) -> EnvFacts:
     text = doc.text.strip()
     if text.startswith("{"):
         try:
-            data = json.loads(text)
+            data = load_json(text)
         except ValueError:
             data = None
         if isinstance(data, dict):
@@ -99,7 +99,7 @@ def read_env(doc: TextDoc) -> EnvFacts:
 def snapshot_json(folder: Path) -> dict[str, Any]:
     """env_snapshot.json of a run folder as written by `audit run` ({} when absent, unreadable or not an object)."""
     try:
-        data = json.loads((folder / "env_snapshot.json").read_bytes())
+        data = load_json((folder / "env_snapshot.json").read_bytes())
     except (OSError, ValueError, RecursionError):
         return {}
     return data if isinstance(data, dict) else {}

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import functools
 import itertools
-import json
 import math
 import os
 import re
@@ -15,6 +14,8 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
+
+from auditor.evidence.jsonload import load_json
 
 MAX_KEPT = 10
 # Keys only the trainer's end-of-training record carries (its `train_loss` is a run average, not a curve point).
@@ -289,7 +290,7 @@ def line_shape(raw: bytes) -> LineShape | None:
     """The fast-path layout of one line holding a plain training record (flat, integer step, a loss, no final
     markers), else None."""
     try:
-        record = json.loads(raw)
+        record = load_json(raw)
     except (ValueError, UnicodeDecodeError, RecursionError):
         return None
     if type(record) is not dict or "loss" not in record or "step" not in record or "metrics" in record:
@@ -327,7 +328,7 @@ def _parse_chunk(series: MetricsSeries, chunk: list[tuple[int, bytes | None]]) -
     good = [raw for _, raw in chunk if raw is not None]
     records: list[Any] | None
     try:
-        records = json.loads(b"[" + b",".join(good) + b"]")
+        records = load_json(b"[" + b",".join(good) + b"]")
     except (ValueError, UnicodeDecodeError, RecursionError):
         records = None
     parsed = iter(records) if records is not None and len(records) == len(good) else None
@@ -339,7 +340,7 @@ def _parse_chunk(series: MetricsSeries, chunk: list[tuple[int, bytes | None]]) -
             record = next(parsed)
         else:
             try:
-                record = json.loads(raw)
+                record = load_json(raw)
             except (ValueError, UnicodeDecodeError, RecursionError):
                 series._bad(number, "not valid JSON")
                 continue
@@ -525,7 +526,7 @@ def read_trainer_state(path: Path, name: str) -> tuple[MetricsSeries, int | None
     """Loss points from an HF trainer_state.json `log_history`, and its `max_steps` (a plan)."""
     series = MetricsSeries(path=name, kind="trainer_state")
     try:
-        state = json.loads(path.read_bytes())
+        state = load_json(path.read_bytes())
     except (OSError, ValueError, RecursionError):
         series._bad(1, "trainer_state.json is not valid JSON")
         return series, None
@@ -546,7 +547,7 @@ def read_trainer_state(path: Path, name: str) -> tuple[MetricsSeries, int | None
 def _log_dict(fragment: str) -> dict[str, Any] | None:
     text = _BARE.sub(lambda m: _BARE_JSON[m.group(1)], fragment.replace("'", '"'))
     try:
-        value = json.loads(text)
+        value = load_json(text)
     except ValueError:
         return None
     return value if isinstance(value, dict) else None
@@ -661,7 +662,7 @@ def _record_of(raw: bytes, kind: str) -> dict[str, Any] | None:
         found = [record for _, record in iter_log_dicts([text]) if "loss" in record]
         return flatten(found[0]) if found else None
     try:
-        record = json.loads(text)
+        record = load_json(text)
     except (ValueError, RecursionError):
         return None
     return flatten(record) if isinstance(record, dict) else None

@@ -5,10 +5,10 @@ folder: opened with open_evidence inside `<submitter>/systems/` (contained, regu
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from auditor.evidence.jsonload import load_json
 from auditor.evidence.metrics import as_int
 from auditor.evidence.opener import EvidenceUnreadable, open_evidence
 
@@ -53,7 +53,7 @@ def system_description(root: Path) -> SystemDescription | None:
     if len(data) > MAX_BYTES:
         return SystemDescription(path, problem=f"{path}: larger than {MAX_BYTES} bytes")
     try:
-        doc = json.loads(data)
+        doc = load_json(data)
     except (ValueError, RecursionError):
         return SystemDescription(path, problem=f"{path}: not valid JSON")
     if not isinstance(doc, dict):

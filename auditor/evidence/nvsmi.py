@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-import json
 import math
 import re
 from array import array
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from auditor.evidence.jsonload import load_json
 
 _HEADER = re.compile(r"Driver Version:\s*(?P<driver>[\d.]+)(?:.*?CUDA Version:\s*(?P<cuda>[\d.]+))?")
 _GPU_ROW = re.compile(r"^\|\s+(?P<index>\d+)\s+(?P<name>.+?)\s+(?:On|Off|WDDM|TCC|MCDM)\s+\|")
@@ -104,7 +105,7 @@ def parse_nvml_json(path: Path, name: str) -> GpuSnapshot:
     """Read gpu_snapshot.json as `audit run` writes it: {"driver", "cuda", "devices": [...], "error"}."""
     snap = GpuSnapshot(path=name)
     try:
-        data: Any = json.loads(path.read_bytes())
+        data: Any = load_json(path.read_bytes())
     except (OSError, ValueError, RecursionError):
         snap.error = "gpu_snapshot.json is not valid JSON"
         return snap
@@ -152,7 +153,7 @@ def read_gpu_samples(path: Path, name: str, keep_series: bool = False) -> Sample
             if not raw.strip():
                 continue
             try:
-                sample = json.loads(raw)
+                sample = load_json(raw)
             except ValueError:
                 stats.bad_lines += 1
                 continue

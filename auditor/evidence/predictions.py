@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from auditor.evidence.jsonload import load_json
 
 TEXT_FIELDS = ("prediction", "final_answer", "output", "response", "completion", "generated_text")
 MAX_KEPT = 10
@@ -38,7 +39,7 @@ def read_predictions(path: Path, name: str) -> Predictions:
                 continue
             preds.count += 1
             try:
-                record = json.loads(raw)
+                record = load_json(raw)
             except (ValueError, UnicodeDecodeError, RecursionError):
                 bad(number, "not valid JSON")
                 continue

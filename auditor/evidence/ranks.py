@@ -3,11 +3,12 @@ how each ended, and the last step each logged."""
 
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from auditor.evidence.jsonload import load_json
 
 _RANK_FILE = re.compile(r"^ranks/rank(\d+)\.json$")
 
@@ -39,7 +40,7 @@ def read_rank(path: Path, name: str) -> RankRecord:
     """One rank record; an unreadable file is a rank whose end is unknown."""
     rank = int(_RANK_FILE.match(name).group(1)) if _RANK_FILE.match(name) else -1  # type: ignore[union-attr]
     try:
-        data = json.loads(path.read_bytes())
+        data = load_json(path.read_bytes())
     except (OSError, ValueError, RecursionError):
         data = None
     if not isinstance(data, dict):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import re
 from collections.abc import Iterable
@@ -13,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from auditor.evidence.checkpoint import Checkpoint
 from auditor.evidence.digests import SumsEntry, parse_sha256sums, sha256_files
+from auditor.evidence.jsonload import JsonProblem, load_json
 from auditor.evidence.logscan import LogSignals, scan_log
 from auditor.evidence.metrics import (
     FinalRecord,
@@ -197,9 +197,9 @@ class RunEvidence:
         if doc is None:
             return ManifestDoc(None, "cannot be read", None)
         try:
-            return ManifestDoc(json.loads(doc.text), None, None)
-        except json.JSONDecodeError as exc:
-            return ManifestDoc(None, f"is not valid JSON: {exc.msg}", exc.lineno)
+            return ManifestDoc(load_json(doc.text), None, None)
+        except JsonProblem as exc:
+            return ManifestDoc(None, exc.msg, exc.lineno)
 
     @property
     def is_auditor_manifest(self) -> bool:
@@ -380,7 +380,7 @@ class RunEvidence:
             if "/" in name or not name.endswith(".json") or name == "run_manifest.json":
                 continue
             try:
-                data = json.loads((self.root / name).read_bytes())
+                data = load_json((self.root / name).read_bytes())
             except (OSError, ValueError, RecursionError):
                 continue
             if isinstance(data, dict) and isinstance(data.get("metrics"), dict):

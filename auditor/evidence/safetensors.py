@@ -3,12 +3,13 @@ the file exactly, dtype × shape = byte length; sharded index complete. No tenso
 
 from __future__ import annotations
 
-import json
 import math
 import struct
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from auditor.evidence.jsonload import load_json
 
 MAX_HEADER = 100 * 1024 * 1024
 DTYPE_BITS = {
@@ -56,7 +57,7 @@ def read_safetensors_header(path: Path, name: str) -> SafetensorsInfo:
         info.problems.append(f"cannot read: {exc.strerror or exc}")
         return info
     try:
-        header = json.loads(raw.decode("utf-8"))
+        header = load_json(raw.decode("utf-8"))
     except (UnicodeDecodeError, ValueError, RecursionError):
         info.problems.append("header is not valid UTF-8 JSON")
         return info
@@ -127,7 +128,7 @@ class ShardIndex:
 def read_shard_index(path: Path, name: str) -> ShardIndex:
     """Parse a sharded-checkpoint index; a problem string instead of raising."""
     try:
-        data = json.loads(path.read_bytes())
+        data = load_json(path.read_bytes())
     except (OSError, ValueError, RecursionError):
         return ShardIndex(name, {}, {}, "is not valid JSON")
     weight_map = data.get("weight_map") if isinstance(data, dict) else None

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import json
 import re
 from typing import Any
 
+from auditor.evidence.jsonload import load_json
 from auditor.evidence.text import TextDoc
 from auditor.render.owned import begin, end
 
@@ -41,7 +41,7 @@ def template_problem(doc: TextDoc) -> tuple[str, int | None] | None:
             return f"placeholder text {match.group(0)!r}", number
     if doc.path.endswith(".json"):
         try:
-            data = json.loads(doc.text)
+            data = load_json(doc.text)
         except ValueError:
             return None
         leaves = _leaves(data)

@@ -5,12 +5,12 @@ sha256); the JSON members are parsed and the weights member must be an HDF5 file
 
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass, field
 from typing import Any, BinaryIO
 
 from auditor.evidence.checkpoint import Checkpoint
+from auditor.evidence.jsonload import load_json
 from auditor.evidence.opener import EvidenceUnreadable, Folder
 from auditor.evidence.sources.interface import Candidate, CheckpointSource, FormatInfo
 from auditor.evidence.sources.registry import register
@@ -45,7 +45,7 @@ def _json_member(handle: BinaryIO, check: ArchiveCheck, name: str, result: Keras
         return None
     data, cut = member_bytes(handle, span, JSON_LIMIT)
     try:
-        value = None if cut else json.loads(data)
+        value = None if cut else load_json(data)
     except (ValueError, RecursionError):
         value = None
     if not isinstance(value, dict):

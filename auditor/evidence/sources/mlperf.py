@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO
 
+from auditor.evidence.jsonload import load_json
 from auditor.evidence.metrics import FinalRecord, MetricsSeries, SourceOutcome, as_float, as_int
 from auditor.evidence.mlperf_system import system_description
 from auditor.evidence.opener import EvidenceUnreadable
@@ -188,7 +189,7 @@ class _Log:
             return
         payload = raw[at + len(TOKEN):].strip()
         try:
-            record = json.loads(payload)
+            record = load_json(payload)
         except (ValueError, RecursionError):
             self.series._bad(number, "MLLOG record is not valid JSON")
             return

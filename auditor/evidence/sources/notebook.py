@@ -11,6 +11,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from auditor.evidence.jsonload import load_json
 from auditor.evidence.metrics import MetricsSeries, SourceOutcome
 from auditor.evidence.opener import EvidenceUnreadable, Folder
 from auditor.evidence.sources.interface import FormatInfo, MetricsSource
@@ -85,7 +86,7 @@ def notebook_outputs(data: bytes, rel: str) -> NotebookOutputs:
     raw_lines = raw_text.split("\n")
     lines = [""] * len(raw_lines)
     try:
-        nb = json.loads(raw_text)
+        nb = load_json(raw_text)
     except (ValueError, RecursionError) as exc:
         return NotebookOutputs(TextDoc(rel, tuple(lines), encoding), (), 0, f"is not valid JSON ({exc})")
     cells = nb.get("cells") if isinstance(nb, dict) else None

@@ -22,7 +22,6 @@ of the latest step (the manager lists the step folders), so no candidate is mark
 from __future__ import annotations
 
 import itertools
-import json
 import math
 import os
 import re
@@ -31,6 +30,7 @@ from dataclasses import dataclass, field
 from typing import Any, BinaryIO
 
 from auditor.evidence.checkpoint import Checkpoint
+from auditor.evidence.jsonload import load_json
 from auditor.evidence.ocdbt import MANIFEST, ValueRef, read_database
 from auditor.evidence.opener import EvidenceUnreadable, Folder
 from auditor.evidence.sources.interface import Candidate, CheckpointSource, FormatInfo
@@ -155,7 +155,7 @@ def _json(folder: Folder, rel: str, problems: list[str]) -> Any:
         problems.append(f"{rel}: longer than {JSON_LIMIT} bytes; not read")
         return None
     try:
-        return json.loads(data)
+        return load_json(data)
     except (ValueError, RecursionError):
         problems.append(f"{rel}: not valid JSON (corrupt or truncated)")
         return None
@@ -237,7 +237,7 @@ def _zarr_array(name: str, raw: bytes, zarr3: bool) -> _Array | str:
     """An array from its `.zarray` / `zarr.json` bytes, or what is wrong with them."""
     what = f"{name}/{'zarr.json' if zarr3 else '.zarray'}"
     try:
-        meta = json.loads(raw)
+        meta = load_json(raw)
     except (ValueError, RecursionError):
         return f"{what} is not valid JSON"
     if not isinstance(meta, dict):

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import hashlib
 import io
-import json
 import math
 import os
 import queue
@@ -21,6 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any, BinaryIO, cast
 
 from auditor.evidence.checkpoint import Checkpoint, PickleGlobal
+from auditor.evidence.jsonload import load_json
 from auditor.evidence.opener import EvidenceUnreadable, Folder
 from auditor.evidence.pickles import PickleScan, Tensor, tensor_paths, unsafe_globals, walk_pickle
 from auditor.evidence.safetensors import ShardIndex
@@ -583,7 +583,7 @@ def _inspect_sharded(folder: Folder, candidate: Candidate) -> Checkpoint:
 def _read_index(folder: Folder, rel: str) -> ShardIndex:
     try:
         raw, cut = folder.read(rel, INDEX_LIMIT)
-        data = None if cut else json.loads(raw)
+        data = None if cut else load_json(raw)
     except (EvidenceUnreadable, ValueError, RecursionError):
         data = None
     weight_map = data.get("weight_map") if isinstance(data, dict) else None

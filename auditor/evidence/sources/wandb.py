@@ -38,7 +38,6 @@ line up to LINE_LIMIT."""
 
 from __future__ import annotations
 
-import json
 import math
 import re
 import struct
@@ -48,6 +47,7 @@ from collections.abc import Iterable, Iterator
 from datetime import datetime, timezone
 from typing import Any, BinaryIO
 
+from auditor.evidence.jsonload import load_json
 from auditor.evidence.metrics import FINAL_MARKERS, MAX_KEPT, FinalRecord, MetricsSeries, SourceOutcome, as_float
 from auditor.evidence.opener import EvidenceUnreadable, Folder
 from auditor.evidence.plan import plan_fields
@@ -147,7 +147,7 @@ def _decode(value: Value) -> Any:
     if not isinstance(value, bytes):
         return value
     try:
-        return json.loads(value)
+        return load_json(value)
     except (ValueError, RecursionError):
         return None
 
@@ -506,7 +506,7 @@ def _json_file(folder: Folder, rel: str) -> Any:
         return None
     try:
         data, cut = folder.read(rel, SIDE_LIMIT)
-        return None if cut else json.loads(data)
+        return None if cut else load_json(data)
     except (EvidenceUnreadable, ValueError, RecursionError):
         return None
 
@@ -641,7 +641,7 @@ def _history_lines(folder: Folder, rel: str, run: _Run) -> None:
             if not line.strip():
                 continue
             try:
-                row = json.loads(line)
+                row = load_json(line)
             except (ValueError, RecursionError):
                 series._bad(number, f"not a JSON object: {line.strip()[:60].decode('utf-8', errors='replace')!r}")
                 continue
