@@ -50,6 +50,8 @@ def verify(ctx: click.Context, run_dirs: tuple[Path, ...], fmt: str, output: Pat
            strict: bool, exit_zero: bool, select: tuple[str, ...], ignore: tuple[str, ...], loss_window: float,
            min_loss_drop: float) -> None:
     """Audit run folders (read-only); exit 0 pass, 1 a gate failed, 2 cannot audit."""
+    from auditor.capture.files import write_atomic
+    from auditor.evidence.paths import output_inside
     from auditor.gates import GateOptions
     from auditor.render import render
     from auditor.verify import VerifyOptions, execute, exit_code
@@ -58,20 +60,29 @@ def verify(ctx: click.Context, run_dirs: tuple[Path, ...], fmt: str, output: Pat
                             select=_split(select), ignore=_split(ignore),
                             gate_options=GateOptions(loss_window=loss_window, min_loss_drop=min_loss_drop),
                             debug=bool(ctx.obj and ctx.obj.get("debug")))
+    if output is not None:
+        inside = next((d for d in run_dirs if output_inside(output, d)), None)
+        if inside is not None:
+            _fail_input(f"--output {output} lies inside the audited folder {inside}; verify never writes into "
+                        "the evidence: write the report elsewhere (e.g. --output reports/verify.json)")
     report = execute(options)
     color = output is None and sys.stdout.isatty() and "NO_COLOR" not in os.environ and fmt == "text"
     text = render(fmt, report, color=color)
     if output is not None:
         try:
-            output.write_text(text, encoding="utf-8")
+            write_atomic(output, text)
         except OSError as exc:
-            _fail_input(f"cannot write --output {output}: {exc.strerror}")
+            _fail_input(f"cannot write --output {output}: {exc.strerror or exc}; choose a writable path")
     else:
         click.echo(text, nl=False)
     summary_path = os.environ.get("GITHUB_STEP_SUMMARY")
     if fmt == "github" and summary_path:
-        with open(summary_path, "a", encoding="utf-8") as handle:
-            handle.write(render("markdown", report))
+        try:
+            with open(summary_path, "a", encoding="utf-8") as handle:
+                handle.write(render("markdown", report))
+        except OSError as exc:  # the verdict and the annotations above stand; only the job summary is missing
+            click.echo(f"Warning: cannot append the job summary to $GITHUB_STEP_SUMMARY ({summary_path}): "
+                       f"{exc.strerror or exc}; the report above is complete", err=True)
     sys.exit(exit_code(report, exit_zero))
 
 

@@ -11,6 +11,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
+from auditor.evidence.opener import open_file
+
 CHUNK = 1 << 20
 _SUMS_LINE = re.compile(r"^(?P<digest>[0-9a-fA-F]{64}) [ *](?P<path>.+)$")
 
@@ -20,7 +22,7 @@ def sha256_file(path: Path) -> str:
     digest = hashlib.sha256()
     buffer = bytearray(CHUNK)
     view = memoryview(buffer)
-    with path.open("rb", buffering=0) as handle:
+    with open_file(path) as handle:
         while True:
             n = handle.readinto(buffer)
             if not n:

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from auditor.evidence.jsonload import load_json
+from auditor.evidence.opener import read_json_file
 from auditor.evidence.text import TextDoc
 
 # (fact, pattern over one line); the first match wins.
@@ -99,7 +100,7 @@ def read_env(doc: TextDoc) -> EnvFacts:
 def snapshot_json(folder: Path) -> dict[str, Any]:
     """env_snapshot.json of a run folder as written by `audit run` ({} when absent, unreadable or not an object)."""
     try:
-        data = load_json((folder / "env_snapshot.json").read_bytes())
-    except (OSError, ValueError, RecursionError):
+        data = read_json_file(folder / "env_snapshot.json", "env_snapshot.json")
+    except (OSError, ValueError):
         return {}
     return data if isinstance(data, dict) else {}

@@ -16,8 +16,10 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from auditor.evidence.jsonload import load_json
+from auditor.evidence.opener import LINE_BYTES, OVERLONG_LINE, open_file, read_json_file
 
 MAX_KEPT = 10
+STEP_LIMIT = 1 << 63  # steps are 64-bit counters in every trainer
 # Keys only the trainer's end-of-training record carries (its `train_loss` is a run average, not a curve point).
 FINAL_MARKERS = frozenset(("train_runtime", "train_samples_per_second", "train_steps_per_second"))
 _LOG_DICT = re.compile(r"\{'[A-Za-z_][A-Za-z0-9_/]*': [^{}]*\}")
@@ -31,13 +33,13 @@ def as_float(value: Any) -> float | None:
     """A number from a JSON value (numbers, numeric strings, 'nan'); None otherwise."""
     if isinstance(value, bool):
         return None
-    if isinstance(value, (int, float)):
-        return float(value)
-    if isinstance(value, str):
-        try:
+    try:
+        if isinstance(value, (int, float)):
+            return float(value)
+        if isinstance(value, str):
             return float(value.strip())
-        except ValueError:
-            return None
+    except (ValueError, OverflowError):  # not a number, or an integer beyond any float
+        return None
     return None
 
 
@@ -113,6 +115,8 @@ class MetricsSeries:
     run: str | None = None
     failures_allowed: int = 0  # of a set of independent runs, how many may fail (MLPerf drops one)
     needs_checkpoint: bool = True  # False where the format's evidence never includes weights (MLPerf results)
+    grad_count: int = 0  # records with a grad_norm
+    grad_last_finite: bool = True  # whether the last grad_norm logged was finite (training went on past overflows)
 
     def at(self, number: int | None) -> str:
         """`path:line`, `path (byte N)` or `path (record N)` for a position in this source."""
@@ -164,6 +168,9 @@ class MetricsSeries:
         self.nonfinite_count += later.nonfinite_count
         self.grad_nonfinite = (self.grad_nonfinite + later.grad_nonfinite)[:MAX_KEPT]
         self.grad_nonfinite_count += later.grad_nonfinite_count
+        if later.grad_count:
+            self.grad_last_finite = later.grad_last_finite
+        self.grad_count += later.grad_count
         self.final = later.final or self.final
         if later.max_step is not None and (self.max_step is None or later.max_step > self.max_step):
             self.max_step = later.max_step
@@ -184,6 +191,9 @@ class MetricsSeries:
         step = record.get("step")
         if type(step) is not int:
             step = as_int(record.get("global_step") if step is None else step)
+        if step is not None and not -STEP_LIMIT <= step < STEP_LIMIT:
+            self._bad(line, f"step {str(step)[:20]}... is beyond a 64-bit step counter")
+            return
         if step is not None and (self.max_step is None or step > self.max_step):
             self.max_step = step
         if not FINAL_MARKERS.isdisjoint(record):
@@ -194,6 +204,8 @@ class MetricsSeries:
         if grad is not None:
             if type(grad) is not float:
                 grad = as_float(grad)
+            self.grad_count += 1
+            self.grad_last_finite = grad is None or math.isfinite(grad)
             if grad is not None and not math.isfinite(grad):
                 self.grad_nonfinite_count += 1
                 if len(self.grad_nonfinite) < MAX_KEPT:
@@ -244,7 +256,7 @@ _NUMBER = rb"-?[0-9][0-9.eE+-]*"
 _VALUE = {"int": _INT, "number": _NUMBER, "string": rb'"[^"\\\x00-\x1f]*"', "bool": rb"(?:true|false)",
           "null": rb"null"}
 _PLAIN_KEY = re.compile(r"[A-Za-z0-9_./-]+\Z")
-_CAPTURED = ("step", "loss", "epoch")
+_CAPTURED = ("step", "loss", "epoch", "grad_norm")
 
 
 @dataclass(frozen=True)
@@ -381,9 +393,12 @@ def _columns(shape: LineShape, parts: list[bytes], start: int, stop: int) -> tup
         losses = array("d", map(float, column["loss"]))
         epochs = column.get("epoch")
         epoch_values = array("d", map(float, epochs)) if epochs is not None else array("d", [math.nan]) * len(steps)
+        grads = array("d", map(float, column["grad_norm"])) if "grad_norm" in column else None
     except (ValueError, OverflowError):
         return None
     if steps and not (math.isfinite(max(losses)) and math.isfinite(min(losses))):
+        return None
+    if grads and not (math.isfinite(max(grads)) and math.isfinite(min(grads))):  # `1e999` is inf: read slowly
         return None
     return steps, losses, epoch_values
 
@@ -399,6 +414,9 @@ def _fast_run(series: MetricsSeries, shape: LineShape, columns: tuple[array, arr
     series.epochs.extend(epochs)
     series.lines.extend(array("q", range(line, line + count)))
     series.records += count
+    if "grad_norm" in shape.groups:
+        series.grad_count += count
+        series.grad_last_finite = True
     top = max(steps)
     if series.max_step is None or top > series.max_step:
         series.max_step = top
@@ -456,6 +474,18 @@ def _line_blocks(handle: BinaryIO, left: int | None = None) -> Iterator[bytes]:
         cut = block.rfind(b"\n") + 1
         if cut == 0:
             carry = block
+            if len(carry) > LINE_BYTES:  # one line longer than the limit: skipped to its end, counted as bad
+                carry = OVERLONG_LINE
+                while left is None or left > 0:
+                    data = handle.read(BLOCK_BYTES if left is None else min(BLOCK_BYTES, left))
+                    if not data:
+                        break
+                    if left is not None:
+                        left -= len(data)
+                    end = data.find(b"\n")
+                    if end >= 0:
+                        carry += data[end:]
+                        break
             continue
         yield block[:cut]
         carry = block[cut:]
@@ -466,7 +496,7 @@ def _line_blocks(handle: BinaryIO, left: int | None = None) -> Iterator[bytes]:
 def _read_range(path: Path, name: str, start: int, end: int) -> MetricsSeries:
     """Read bytes start..end of a metrics.jsonl (both on line starts) in blocks; memory bounded by the block."""
     series = MetricsSeries(path=name, kind="metrics.jsonl")
-    with path.open("rb") as handle:
+    with open_file(path, name) as handle:
         line = 1
         while handle.tell() < start:  # number this range's lines after those before it
             skipped = handle.read(min(BLOCK_BYTES, start - handle.tell()))
@@ -483,7 +513,7 @@ def _read_range(path: Path, name: str, start: int, end: int) -> MetricsSeries:
 def _line_starts(path: Path, size: int, parts: int) -> list[int]:
     """Byte offsets cutting the file into `parts` ranges of whole lines: [0, ..., size]."""
     cuts = [0]
-    with path.open("rb") as handle:
+    with open_file(path) as handle:
         for i in range(1, parts):
             handle.seek(max(size * i // parts, cuts[-1]))
             handle.readline()
@@ -495,7 +525,8 @@ def _line_starts(path: Path, size: int, parts: int) -> list[int]:
 def read_jsonl(path: Path, name: str) -> MetricsSeries:
     """Read a metrics.jsonl: streamed in blocks; a large file is cut into ranges of whole lines read by one
     process per core (regex and float parsing hold the GIL), merged in file order."""
-    size = path.stat().st_size
+    with open_file(path, name) as handle:  # a FIFO or a link is refused here, before any read
+        size = os.fstat(handle.fileno()).st_size
     parts = max(1, min(os.cpu_count() or 1, size // PARALLEL_BYTES))
     if parts == 1:
         return _read_range(path, name, 0, size)
@@ -526,9 +557,9 @@ def read_trainer_state(path: Path, name: str) -> tuple[MetricsSeries, int | None
     """Loss points from an HF trainer_state.json `log_history`, and its `max_steps` (a plan)."""
     series = MetricsSeries(path=name, kind="trainer_state")
     try:
-        state = load_json(path.read_bytes())
-    except (OSError, ValueError, RecursionError):
-        series._bad(1, "trainer_state.json is not valid JSON")
+        state = read_json_file(path, name)
+    except (OSError, ValueError) as exc:
+        series._bad(1, f"trainer_state.json {getattr(exc, 'msg', None) or exc}")
         return series, None
     if not isinstance(state, dict):
         series._bad(1, "trainer_state.json is not a JSON object")
@@ -640,7 +671,7 @@ def records_at(path: Path, kind: str, wanted: Iterable[int]) -> dict[int, dict[s
         return {}
     out: dict[int, dict[str, Any]] = {}
     first_line, next_target = 1, 0
-    with path.open("rb") as handle:
+    with open_file(path) as handle:
         for block in _line_blocks(handle):
             count = block.count(b"\n") + (0 if block.endswith(b"\n") else 1)
             if targets[next_target] < first_line + count:

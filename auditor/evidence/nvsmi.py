@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from auditor.evidence.jsonload import load_json
+from auditor.evidence.opener import EvidenceUnreadable, bounded_lines, open_file, read_json_file
 
 _HEADER = re.compile(r"Driver Version:\s*(?P<driver>[\d.]+)(?:.*?CUDA Version:\s*(?P<cuda>[\d.]+))?")
 _GPU_ROW = re.compile(r"^\|\s+(?P<index>\d+)\s+(?P<name>.+?)\s+(?:On|Off|WDDM|TCC|MCDM)\s+\|")
@@ -105,9 +106,9 @@ def parse_nvml_json(path: Path, name: str) -> GpuSnapshot:
     """Read gpu_snapshot.json as `audit run` writes it: {"driver", "cuda", "devices": [...], "error"}."""
     snap = GpuSnapshot(path=name)
     try:
-        data: Any = load_json(path.read_bytes())
-    except (OSError, ValueError, RecursionError):
-        snap.error = "gpu_snapshot.json is not valid JSON"
+        data: Any = read_json_file(path, name)
+    except (OSError, ValueError) as exc:
+        snap.error = f"gpu_snapshot.json {getattr(exc, 'msg', None) or exc}"
         return snap
     if not isinstance(data, dict):
         snap.error = "gpu_snapshot.json is not a JSON object"
@@ -148,8 +149,13 @@ def read_gpu_samples(path: Path, name: str, keep_series: bool = False) -> Sample
     the run's processes, peak device memory and power; with `keep_series`, each device's readings over time."""
     stats = SampleStats(path=name)
     util_sum, util_count = 0.0, 0
-    with path.open("rb") as handle:
-        for raw in handle:
+    try:
+        handle = open_file(path, name)
+    except EvidenceUnreadable:
+        stats.bad_lines += 1
+        return stats
+    with handle:
+        for raw in bounded_lines(handle):
             if not raw.strip():
                 continue
             try:

@@ -3,9 +3,10 @@ FIFO, socket, device or link), read with a stated limit. A reader never calls op
 
 from __future__ import annotations
 
+import io
 import os
 import stat
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO, TypeVar
@@ -15,18 +16,29 @@ from auditor.evidence.text import MAX_TEXT_BYTES, TextDoc, decode_bytes, split_l
 
 T = TypeVar("T")
 HEAD_BYTES = 64 * 1024  # what discovery reads to recognise a format by its content
+JSON_BYTES = 256 * 1024 * 1024  # one JSON document read whole (a manifest, trainer_state.json, a config)
+LINE_BYTES = 16 * 1024 * 1024  # one line of a streamed file (metrics, predictions, samples); longer is not read
+OVERLONG_LINE = b"<a line longer than the 16 MiB line limit: not read>"
 
 
 class EvidenceUnreadable(OSError):
     """A path that is not a readable regular file inside the folder; its message says why."""
 
 
-def open_evidence(root: Path, rel: str) -> BinaryIO:
+def open_evidence(root: Path, rel: str) -> io.BufferedReader:
     """Open `root/rel` for reading: contained, not a link, a regular file (checked on the open descriptor, so a
     FIFO never blocks the reader). Raises EvidenceUnreadable."""
     path = contained_path(root, rel)
     if path is None:
         raise EvidenceUnreadable(f"{rel}: leads outside the run folder")
+    return open_file(path, rel)
+
+
+def open_file(path: Path, rel: str | None = None) -> io.BufferedReader:
+    """Open a file the folder walk listed (so no directory on its way is a link): never through a link in its
+    last component, a regular file only (checked on the open descriptor: a FIFO never blocks). Raises
+    EvidenceUnreadable naming `rel` (default: the path)."""
+    rel = rel if rel is not None else str(path)
     flags = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0)
     try:
         fd = os.open(path, flags)
@@ -51,6 +63,43 @@ def read_evidence(root: Path, rel: str, limit: int) -> tuple[bytes, bool]:
         except OSError as exc:
             raise EvidenceUnreadable(f"{rel}: cannot be read ({exc.strerror or exc})") from None
     return data[:limit], len(data) > limit
+
+
+def read_file(path: Path, limit: int, rel: str | None = None) -> tuple[bytes, bool]:
+    """read_evidence for a path the walk listed (see open_file)."""
+    with open_file(path, rel) as handle:
+        try:
+            data = handle.read(limit + 1)
+        except OSError as exc:
+            raise EvidenceUnreadable(f"{rel or path}: cannot be read ({exc.strerror or exc})") from None
+    return data[:limit], len(data) > limit
+
+
+def read_json_file(path: Path, rel: str | None = None, limit: int = JSON_BYTES) -> Any:
+    """One whole JSON document of the folder. Raises EvidenceUnreadable, or JsonProblem (a ValueError) when it
+    is not JSON or is larger than `limit` (said so, not called invalid)."""
+    from auditor.evidence.jsonload import JsonProblem, load_json
+
+    data, cut = read_file(path, limit, rel)
+    if cut:
+        raise JsonProblem(f"is larger than the {limit >> 20} MiB limit for one JSON document: not read")
+    return load_json(data)
+
+
+def bounded_lines(handle: BinaryIO, limit: int = LINE_BYTES) -> Iterator[bytes]:
+    """The lines of a streamed file, each with its newline; a line longer than `limit` is skipped to its end
+    and yielded as OVERLONG_LINE, so memory stays bounded and line numbers stay true."""
+    while True:
+        line = handle.readline(limit + 1)
+        if not line:
+            return
+        if len(line) > limit and not line.endswith(b"\n"):
+            while True:  # skip the rest of the overlong line
+                rest = handle.readline(limit)
+                if not rest or rest.endswith(b"\n"):
+                    break
+            line = OVERLONG_LINE + b"\n"
+        yield line
 
 
 @dataclass(frozen=True)
@@ -81,7 +130,7 @@ class Folder:
                 self._texts[rel] = TextDoc(path=rel, lines=split_lines(text.replace("\x00", "")), encoding=encoding)
         return self._texts[rel]
 
-    def open(self, rel: str) -> BinaryIO:
+    def open(self, rel: str) -> io.BufferedReader:
         """open_evidence within this folder."""
         return open_evidence(self.root, rel)
 

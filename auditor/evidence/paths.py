@@ -32,6 +32,11 @@ def is_within(path: Path, root: Path) -> bool:
     return real == real_root or real.startswith(real_root.rstrip(os.sep) + os.sep)
 
 
+def output_inside(output: Path, folder: Path) -> bool:
+    """Whether writing `output` would write into `folder` (links resolved, the file need not exist yet)."""
+    return is_within(output, folder)
+
+
 def relative_name(root: Path, path: Path) -> str:
     """`path` relative to `root`, with forward slashes (the form used in reports)."""
     try:

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from auditor.evidence.jsonload import load_json
+from auditor.evidence.opener import read_json_file
 
 _RANK_FILE = re.compile(r"^ranks/rank(\d+)\.json$")
 
@@ -40,8 +40,8 @@ def read_rank(path: Path, name: str) -> RankRecord:
     """One rank record; an unreadable file is a rank whose end is unknown."""
     rank = int(_RANK_FILE.match(name).group(1)) if _RANK_FILE.match(name) else -1  # type: ignore[union-attr]
     try:
-        data = load_json(path.read_bytes())
-    except (OSError, ValueError, RecursionError):
+        data = read_json_file(path, name)
+    except (OSError, ValueError):
         data = None
     if not isinstance(data, dict):
         return RankRecord(rank, name, "unreadable", None, "not a JSON object", None, None)

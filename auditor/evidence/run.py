@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from auditor.evidence.checkpoint import Checkpoint
 from auditor.evidence.digests import SumsEntry, parse_sha256sums, sha256_files
-from auditor.evidence.jsonload import JsonProblem, load_json
+from auditor.evidence.jsonload import JsonProblem
 from auditor.evidence.logscan import LogSignals, scan_log
 from auditor.evidence.metrics import (
     FinalRecord,
@@ -22,7 +22,7 @@ from auditor.evidence.metrics import (
     infer_steps,
     last_progress,
 )
-from auditor.evidence.opener import Folder
+from auditor.evidence.opener import EvidenceUnreadable, Folder, read_json_file
 from auditor.evidence.paths import contained_path
 from auditor.evidence.plan import normalize_device, plan_fields
 from auditor.evidence.sources import CHECKPOINTS, METRICS
@@ -193,11 +193,10 @@ class RunEvidence:
         """run_manifest.json, parsed (None when absent)."""
         if "run_manifest.json" not in self.files:
             return None
-        doc = self.text("run_manifest.json")
-        if doc is None:
-            return ManifestDoc(None, "cannot be read", None)
         try:
-            return ManifestDoc(load_json(doc.text), None, None)
+            return ManifestDoc(read_json_file(self.root / "run_manifest.json", "run_manifest.json"), None, None)
+        except EvidenceUnreadable as exc:
+            return ManifestDoc(None, f"cannot be read ({str(exc).partition(': ')[2]})", None)
         except JsonProblem as exc:
             return ManifestDoc(None, exc.msg, exc.lineno)
 
@@ -297,10 +296,7 @@ class RunEvidence:
         """Small text files left as templates: path → (why, line)."""
         found: dict[str, tuple[str, int | None]] = {}
         for rel in self.text_files():
-            try:
-                if self.path(rel).stat().st_size > TEMPLATE_SCAN_LIMIT:
-                    continue
-            except OSError:
+            if self.folder.size(rel) > TEMPLATE_SCAN_LIMIT:
                 continue
             doc = self.text(rel)
             problem = template_problem(doc) if doc is not None else None
@@ -380,8 +376,8 @@ class RunEvidence:
             if "/" in name or not name.endswith(".json") or name == "run_manifest.json":
                 continue
             try:
-                data = load_json((self.root / name).read_bytes())
-            except (OSError, ValueError, RecursionError):
+                data = read_json_file(self.root / name, name)
+            except (OSError, ValueError):
                 continue
             if isinstance(data, dict) and isinstance(data.get("metrics"), dict):
                 series = MetricsSeries(path=name, kind="json")

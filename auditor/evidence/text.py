@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import codecs
 from dataclasses import dataclass
-from pathlib import Path
 
 MAX_TEXT_BYTES = 64 * 1024 * 1024
 
@@ -44,14 +43,3 @@ def split_lines(text: str) -> tuple[str, ...]:
     if lines and lines[-1] == "":
         lines.pop()
     return tuple(line[:-1] if line.endswith("\r") else line for line in lines)
-
-
-def read_text(path: Path, name: str, limit: int = MAX_TEXT_BYTES) -> TextDoc | None:
-    """Read and decode a text file (at most `limit` bytes); None when it cannot be read."""
-    try:
-        with path.open("rb") as handle:
-            data = handle.read(limit)
-    except OSError:
-        return None
-    text, encoding = decode_bytes(data)
-    return TextDoc(path=name, lines=split_lines(text.replace("\x00", "")), encoding=encoding)

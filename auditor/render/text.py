@@ -20,14 +20,15 @@ def render(report: VerifyReport, color: bool = False) -> str:
     console = Console(file=buffer, force_terminal=color, no_color=not color, width=140, highlight=False,
                       soft_wrap=False)
     for run in report.runs:
-        table = Table(title=f"{run.run_dir}", title_justify="left", show_lines=False, expand=False)
+        # evidence text is printed literally: never read as rich markup (`[rank0]:`, `[/tmp/x]`)
+        table = Table(title=Text(run.run_dir), title_justify="left", show_lines=False, expand=False)
         table.add_column("gate", no_wrap=True)
         table.add_column("status", no_wrap=True)
         table.add_column("message", overflow="fold")
         table.add_column("where", overflow="fold")
         for result in run.gates:
-            table.add_row(result.id, Text(result.status.upper(), style=STYLE[result.status]), result.message,
-                          location(result))
+            table.add_row(Text(result.id), Text(result.status.upper(), style=STYLE[result.status]),
+                          Text(result.message), Text(location(result)))
         console.print(table)
         console.print(Text(f"verdict: {run.verdict.upper()} ({counts(run.gates)})", style=STYLE[run.verdict]))
         console.print()
