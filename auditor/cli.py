@@ -312,7 +312,9 @@ def compare(run_dirs: tuple[Path, ...], fmt: str) -> None:
 @click.option("--atol", type=click.FloatRange(min=0), default=1e-8, show_default=True)
 @click.option("--seed", type=int, help="Re-run with this seed instead of the recorded one (to test sensitivity).")
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
-def reproduce(run_dir: Path, out: Path | None, rtol: float, atol: float, seed: int | None, fmt: str) -> None:
+@click.option("--yes", is_flag=True, help="Run the recorded command without asking (it is shown first).")
+def reproduce(run_dir: Path, out: Path | None, rtol: float, atol: float, seed: int | None, fmt: str,
+              yes: bool) -> None:
     """Re-run a run recorded by `audit run` (runner, command, config, seed) and compare step by step.
 
     Exit 0 for bitwise or within-tolerance, 1 for diverged, 2 when the folder cannot be reproduced."""
@@ -320,7 +322,7 @@ def reproduce(run_dir: Path, out: Path | None, rtol: float, atol: float, seed: i
     import json as json_module
 
     from auditor.capture.session import execute_run
-    from auditor.reproduce import compare_runs, render, request_from
+    from auditor.reproduce import compare_runs, needs_consent, render, request_from
     from auditor.verify import check_run_dir
     from runners import RUNNERS, get_runner
 
@@ -331,6 +333,16 @@ def reproduce(run_dir: Path, out: Path | None, rtol: float, atol: float, seed: i
         from auditor.errors import AuditInputError
 
         raise AuditInputError(f"{run_dir}: recorded runner {request.runner!r} is not available here")
+    if needs_consent(request):
+        import shlex
+
+        from auditor.errors import AuditInputError
+
+        shown = shlex.join(request.command)
+        click.echo(f"reproduce will run the command recorded in {run_dir}/run_manifest.json:\n  {shown}", err=True)
+        if not yes and not (sys.stdin.isatty() and click.confirm("Run it?", default=False, err=True)):
+            raise AuditInputError("the recorded command was not confirmed: read it above, then re-run with --yes "
+                                  "to run it")
     folder, result = execute_run(request, get_runner(request.runner), echo=sys.stderr.buffer)
     comparison = compare_runs(run_dir, folder, rtol, atol, rerun_ok=result.status == "succeeded")
     if fmt == "json":

@@ -14,8 +14,8 @@ from typing import Any
 
 from auditor.capture.session import RunRequest
 from auditor.errors import AuditInputError
-from auditor.evidence.digests import sha256_files
 from auditor.evidence.envsnap import snapshot_json
+from auditor.evidence.paths import relative_name
 from auditor.evidence.run import RunEvidence
 
 FINAL_MODEL = "training_output/final_model"
@@ -50,9 +50,13 @@ def request_from(folder: Path, out: Path, seed: int | None) -> RunRequest:
     elif "runners.rank" in command:
         command = command[command.index("runners.rank") + 1:]
         command = [manifest.command[0], *command]
-    config = folder / manifest.config_path if manifest.config_path else None
-    if config is not None and not config.is_file():
-        raise AuditInputError(f"{folder}: the recorded config {manifest.config_path} is missing")
+    config = None
+    if manifest.config_path:
+        config = ev.contained(manifest.config_path)
+        if config is None or relative_name(folder, config) not in ev.files:
+            where = "leads outside the run folder" if config is None else "is missing (or not a regular file)"
+            raise AuditInputError(f"{folder}: the recorded config {manifest.config_path!r} {where}; only a config "
+                                  "copied into the run folder can be re-run")
     world = manifest.environment.get("world_size")
     return RunRequest(runner=manifest.runner, command=command, config=config, out=out,
                       device=manifest.plan.device or "auto", seed=manifest.seed if seed is None else seed,
@@ -61,14 +65,21 @@ def request_from(folder: Path, out: Path, seed: int | None) -> RunRequest:
 
 
 def _final_digests(folder: Path) -> dict[str, str | None]:
-    final = folder / FINAL_MODEL
-    files = sorted(p for p in final.rglob("*") if p.is_file()) if final.is_dir() else []
-    return {p.relative_to(final).as_posix(): d for p, d in sha256_files(files).items()}
+    """Digests of the final model's regular files (the folder walk's: never a file behind a link)."""
+    ev = RunEvidence(folder)
+    files = [folder / rel for rel in ev.folder.under(FINAL_MODEL)]
+    return {p.relative_to(folder / FINAL_MODEL).as_posix(): d for p, d in ev.sha256(files).items()}
 
 
 def _env(folder: Path) -> dict[str, Any]:
     data = snapshot_json(folder)
     return {k: data.get(k) for k in _ENV_KEYS}
+
+
+def needs_consent(request: RunRequest) -> bool:
+    """Whether the re-run executes a command taken from the evidence (anything but a built-in reference runner's
+    own trainer): that command is shown and must be confirmed (--yes, or yes at a terminal)."""
+    return bool(request.command)
 
 
 def compare_runs(original: Path, rerun: Path, rtol: float, atol: float, rerun_ok: bool = True) -> Comparison:

@@ -45,11 +45,10 @@ def milestone_of(name: str) -> str:
     return match.group(1).upper() if match else name
 
 
-def default_output(run_dir: Path, ev: RunEvidence) -> Path:
-    """`<run_dir>/<run_id>_summary.md`: verify reads it as the run's summary."""
-    manifest = ev.run_manifest
-    run_id = manifest.run_id if manifest is not None else run_dir.resolve().name
-    return run_dir / f"{run_id}_summary.md"
+def default_output(run_dir: Path) -> Path:
+    """`<run_dir>/<folder name>_summary.md`: verify reads it as the run's summary. The name comes from the folder,
+    never from the evidence (a manifest's run_id of `../x` or `/etc/x` must not decide where anything is written)."""
+    return run_dir / f"{run_dir.resolve().name}_summary.md"
 
 
 def plot_paths(output: Path) -> tuple[Path, Path]:
@@ -60,6 +59,9 @@ def plot_paths(output: Path) -> tuple[Path, Path]:
 
 def _existing(output: Path | None) -> str | None:
     """The current text of `output`, checked for well-formed owned blocks before anything is computed."""
+    if output is not None and output.is_symlink():
+        raise AuditInputError(f"{output} is a link: the summary is never written through one (or read from where "
+                              "it leads); remove the link or name another file with --output")
     if output is None or not output.exists():
         return None
     if not output.is_file():
@@ -154,7 +156,7 @@ def summarize(run_dir: Path, output: Path | None, milestone: str | None = None, 
     in."""
     check_run_dir(run_dir)
     ev = RunEvidence(run_dir)
-    output = None if to_stdout else output or default_output(run_dir, ev)
+    output = None if to_stdout else output or default_output(run_dir)
     existing = None if to_stdout else _existing(output)
     plotter = None if to_stdout else _start_plotter()
     try:

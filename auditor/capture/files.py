@@ -13,6 +13,7 @@ from typing import Any
 from auditor.errors import AuditInputError
 
 LOCK_NAME = ".audit.lock"
+RESERVE_BYTES = 64 * 1024  # what the lock file holds for the final manifest on a full disk
 
 
 def utc_now() -> str:
@@ -20,15 +21,16 @@ def utc_now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
 
 
-def write_atomic(path: Path, text: str) -> None:
-    """Write `text` to `path` through a temporary file and a rename: readers see the old or the new file."""
+def write_atomic(path: Path, text: str | bytes) -> None:
+    """Write `text` (or bytes) to `path` through a temporary file and a rename: readers see the old or the new
+    file, and a link at `path` is replaced, never written through."""
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     with contextlib.suppress(FileNotFoundError):
         os.unlink(tmp)  # a stale temp file (or a link planted at its name) is removed, never written through
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0), 0o644)
     try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as handle:
-            handle.write(text)
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(text.encode("utf-8") if isinstance(text, str) else text)
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(tmp, path)  # replaces a link at `path` itself: the write never lands on a link's target
@@ -64,8 +66,15 @@ class FolderLock:
                                           f"({self._holder()}); wait for it or choose another --out") from None
                 self.path.unlink(missing_ok=True)
                 continue
-            with os.fdopen(fd, "w") as handle:
-                json.dump({"pid": os.getpid(), "host": socket.gethostname(), "since": utc_now()}, handle)
+            try:
+                with os.fdopen(fd, "w") as handle:
+                    json.dump({"pid": os.getpid(), "host": socket.gethostname(), "since": utc_now()}, handle)
+                    # blanks after the JSON (still valid JSON) reserve room: when the disk fills during the
+                    # run, releasing the lock frees them so that the final manifest can still be written
+                    handle.write(" " * RESERVE_BYTES)
+            except OSError as exc:
+                self.path.unlink(missing_ok=True)
+                raise AuditInputError(f"cannot write {self.path}: {exc.strerror or exc}") from None
             self.held = True
             return
         raise AuditInputError(f"cannot lock {self.path}: remove it if no `audit run` is using the folder")

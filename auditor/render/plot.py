@@ -125,7 +125,7 @@ def loss_plot(steps: Any, losses: Any, path: str, title: str) -> dict[str, Any]:
     axes.set_title(title + (f" ({skipped} non-finite not drawn)" if skipped else ""), fontsize=10)
     axes.grid(True, alpha=0.3)
     figure.tight_layout()
-    figure.savefig(path, format="png", metadata=_PNG_META)
+    _save(figure, path)
     return {"ok": True, "path": path, "drawn": len(y), "nonfinite": skipped}
 
 
@@ -151,8 +151,20 @@ def gpu_plot(arrays: list[Any], path: str, title: str) -> dict[str, Any]:
         if devices > 1:
             axes.legend(fontsize=8)
     figure.tight_layout()
-    figure.savefig(path, format="png", metadata=_PNG_META)
+    _save(figure, path)
     return {"ok": True, "path": path, "devices": devices}
+
+
+def _save(figure: Any, path: str) -> None:
+    """The PNG drawn in memory, then written atomically: a link planted at the plot's name is replaced, never
+    written through (matplotlib's savefig would follow it)."""
+    import io
+
+    from auditor.capture.files import write_atomic
+
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", metadata=_PNG_META)
+    write_atomic(Path(path), buffer.getvalue())
 
 
 def _read_job(stream: IO[bytes]) -> tuple[dict[str, Any], list[Any]] | None:

@@ -1,0 +1,210 @@
+"""Issue 12's classes, each through the real CLI over a real trained folder: never a hang or a crash on hostile
+files, never a write or a read outside the folder, and the numbers a metrics line can hide."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sys
+from pathlib import Path
+
+import pytest
+from conftest import audit
+
+from auditor.evidence.jsonload import JsonProblem, load_json
+from auditor.evidence.opener import OVERLONG_LINE, bounded_lines, open_file
+
+
+def _json(run: Path, *extra: str) -> dict:
+    result = audit("verify", run, "--format", "json", *extra)
+    assert result.code in (0, 1), result.stderr
+    assert "internal error" not in result.stdout + result.stderr
+    assert result.report is not None
+    return {g["id"]: g for g in result.report["runs"][0]["gates"]}
+
+
+# -- never hang, never crash ---------------------------------------------------------------------------------
+@pytest.mark.parametrize("rel", ["predictions.jsonl", "gpu_samples.jsonl", "env_snapshot.json",
+                                 "gpu_snapshot.json", "trainer_state.json", "rank_0.json", "results.json",
+                                 "training_output/final_model/model.safetensors"])
+def test_a_fifo_in_place_of_any_evidence_file_is_reported_not_waited_on(run_dir: Path, rel: str) -> None:
+    """Each of these readers used to open the path itself and block forever on a FIFO (verify hung)."""
+    path = run_dir / rel
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if path.exists():
+        path.unlink()
+    os.mkfifo(path)
+    gates = _json(run_dir)
+    complete = gates["evidence_complete"]
+    assert complete["status"] == "fail" and rel in complete["message"] and "not a regular file" in complete["message"]
+
+
+def test_json_nested_100000_deep_is_a_manifest_problem_not_a_crash(run_dir: Path) -> None:
+    (run_dir / "run_manifest.json").write_text("[" * 100_000 + "]" * 100_000)
+    (run_dir / "stray.json").write_text("{\"a\":" * 100_000 + "1" + "}" * 100_000)
+    gates = _json(run_dir)
+    assert gates["manifest_valid"]["status"] == "fail"
+    assert "nested too deeply" in gates["manifest_valid"]["message"]
+
+
+def test_a_manifest_bigger_than_the_text_limit_is_read_as_json(run_dir: Path) -> None:
+    """A valid 80 MB manifest was "not valid JSON": it was cut at the 64 MiB text limit."""
+    manifest = {"run_id": "tiny", "padding": "x" * (80 << 20)}
+    (run_dir / "run_manifest.json").write_text(json.dumps(manifest))
+    gates = _json(run_dir)
+    assert "not valid JSON" not in gates["manifest_valid"]["message"]
+
+
+def test_loader_names_each_hostile_json() -> None:
+    for text, why in (("[" * 50_000, "nested too deeply"), ("1" * 5000, "not usable JSON"),
+                      ("{\"a\": 1.2.3-4e}", "not valid JSON"), (b"\xff\xfe\x00", "not valid JSON")):
+        with pytest.raises(JsonProblem, match=why):
+            load_json(text)
+
+
+@pytest.mark.parametrize("line, reason", [
+    ('{"step": 99999999999999999999999, "loss": 0.5}', "beyond a 64-bit step counter"),
+    ('{"step": 1e30, "loss": 0.5}', "beyond a 64-bit step counter"),
+    ('{"step": 7, "loss": ' + "9" * 400 + "}", "loss is not a number"),
+    ('{"step": 7, "loss": 1.2.3-4e}', "not valid JSON"),
+])
+def test_numbers_no_counter_or_float_holds_are_bad_lines(run_dir: Path, line: str, reason: str) -> None:
+    with (run_dir / "metrics.jsonl").open("a") as handle:
+        handle.write(line + "\n")
+    complete = _json(run_dir)["evidence_complete"]
+    assert complete["status"] == "fail" and reason in complete["message"], complete["message"]
+
+
+def test_an_overflowing_loss_literal_in_any_source_fails_loss_decreased(run_dir: Path) -> None:
+    """`1e400` parses as inf: a second source's non-finite loss used to pass because only the longest source
+    was checked."""
+    (run_dir / "extra_metrics").mkdir()
+    (run_dir / "extra_metrics" / "metrics.jsonl").write_text('{"step": 1, "loss": 1e400}\n')
+    loss = _json(run_dir)["loss_decreased"]
+    assert loss["status"] == "fail" and "non-finite loss" in loss["message"]
+
+
+def _metrics(run: Path, grads: list[str]) -> None:
+    lines = [f'{{"step": {i + 1}, "loss": {2.0 - i * 0.01:.3f}, "grad_norm": {g}, "epoch": {i / 100:.2f}}}'
+             for i, g in enumerate(grads)]
+    (run / "metrics.jsonl").write_text("\n".join(lines) + "\n")
+
+
+def test_grad_norm_overflow_literal_at_the_end_fails(run_dir: Path) -> None:
+    """The fast metrics path did not read grad_norm: `1e999` (inf) was never seen."""
+    _metrics(run_dir, ["1.5"] * 99 + ["1e999"])
+    loss = _json(run_dir)["loss_decreased"]
+    assert loss["status"] == "fail" and "non-finite grad_norm" in loss["message"]
+
+
+def test_fp16_overflow_steps_followed_by_finite_gradients_warn(run_dir: Path) -> None:
+    """A loss scaler skips a few overflowing steps by design: warn, say what was tolerated, never fail."""
+    _metrics(run_dir, ["Infinity", "Infinity"] + ["1.5"] * 98)
+    loss = _json(run_dir)["loss_decreased"]
+    assert loss["status"] == "warn" and "tolerated 2 non-finite grad_norm" in loss["message"]
+
+
+def test_an_overlong_line_is_skipped_to_its_end(tmp_path: Path) -> None:
+    path = tmp_path / "p.jsonl"
+    path.write_bytes(b'{"a": 1}\n' + b"x" * 5000 + b"\n" + b'{"b": 2}\n')
+    with open_file(path) as handle:
+        lines = list(bounded_lines(handle, limit=1000))
+    assert lines == [b'{"a": 1}\n', OVERLONG_LINE + b"\n", b'{"b": 2}\n']
+
+
+def test_evidence_text_is_printed_literally(run_dir: Path) -> None:
+    """Rich read `[/tmp/x]` and `[bold]` in a gate message as markup: swallowed or a crash."""
+    with (run_dir / "training_log.txt").open("a") as handle:
+        handle.write("[rank0]: Traceback (most recent call last): [/tmp/x] [bold]y[/bold]\n")
+    quoted = _json(run_dir)["no_false_success"]["message"]
+    assert "[rank0]: Traceback (most recent call last): [/tmp/x] [bold]y[/bold]" in quoted
+    result = audit("verify", run_dir)
+    assert result.code == 1 and "internal error" not in result.stderr
+    flat = "".join(result.stdout.replace("│", "").split())
+    assert "[rank0]:Traceback(mostrecentcalllast):[/tmp/x][bold]y[/bold]" in flat
+
+
+def test_an_unwritable_step_summary_warns_and_keeps_the_verdict(run_dir: Path, tmp_path: Path) -> None:
+    result = audit("verify", run_dir, "--format", "github",
+                   env={"GITHUB_STEP_SUMMARY": str(tmp_path / "missing" / "summary.md")})
+    assert result.code in (0, 1) and "internal error" not in result.stderr
+    assert result.stderr.startswith("Warning: cannot append the job summary")
+
+
+# -- never write or read outside -----------------------------------------------------------------------------
+def test_verify_output_inside_the_audited_folder_is_refused(run_dir: Path) -> None:
+    before = sorted(p.name for p in run_dir.iterdir())
+    result = audit("verify", run_dir, "--format", "json", "--output", run_dir / "report.json")
+    assert result.code == 2 and result.stderr.startswith("Error: --output") and "inside the audited" in result.stderr
+    assert sorted(p.name for p in run_dir.iterdir()) == before
+
+
+def test_verify_output_replaces_a_link_instead_of_writing_through_it(run_dir: Path, tmp_path: Path) -> None:
+    victim = tmp_path / "victim.txt"
+    victim.write_text("keep me")
+    link = tmp_path / "report.json"
+    link.symlink_to(victim)
+    audit("verify", run_dir, "--format", "json", "--output", link)
+    assert victim.read_text() == "keep me" and not link.is_symlink() and link.read_text().startswith("{")
+
+
+def _command_run(tmp_path: Path) -> Path:
+    folder = tmp_path / "cmd_run"
+    script = "import sys\nfor i in range(1, 41):\n    print(f'step {i}/40 loss {3.0 - i * 0.05:.3f}')\n"
+    result = audit("run", "--runner", "command", "--out", folder, "--", sys.executable, "-c", script)
+    assert (folder / "run_manifest.json").is_file(), result.stdout[-2000:] + result.stderr
+    return folder
+
+
+def test_summary_name_never_comes_from_the_manifest(tmp_path: Path) -> None:
+    folder = _command_run(tmp_path)
+    manifest = json.loads((folder / "run_manifest.json").read_text())
+    for run_id in ("../escaped", str(tmp_path / "abs"), "new_dir/x"):
+        manifest["run_id"] = run_id
+        (folder / "run_manifest.json").write_text(json.dumps(manifest))
+        result = audit("summary", folder)
+        assert result.code in (0, 1), result.stderr
+    assert not (tmp_path / "escaped_summary.md").exists() and not (tmp_path / "abs_summary.md").exists()
+    assert not (folder / "new_dir").exists() and (folder / "cmd_run_summary.md").is_file()
+
+
+def test_summary_never_writes_through_a_linked_summary(tmp_path: Path) -> None:
+    folder = _command_run(tmp_path)
+    victim = tmp_path / "victim.md"
+    victim.write_text("keep me")
+    (folder / "cmd_run_summary.md").symlink_to(victim)
+    result = audit("summary", folder)
+    assert result.code == 2 and result.stderr.startswith("Error:") and "is a link" in result.stderr
+    assert victim.read_text() == "keep me"
+
+
+def test_reproduce_shows_a_recorded_command_and_needs_yes(tmp_path: Path) -> None:
+    folder = _command_run(tmp_path)
+    marker = tmp_path / "ran.txt"
+    manifest = json.loads((folder / "run_manifest.json").read_text())
+    manifest["command"] = [sys.executable, "-c", f"open({str(marker)!r}, 'w').write('x')"]
+    (folder / "run_manifest.json").write_text(json.dumps(manifest))
+    result = audit("reproduce", folder, "--out", tmp_path / "again")
+    assert result.code == 2 and "open(" in result.stderr and "--yes" in result.stderr.splitlines()[-1]
+    assert not marker.exists() and not (tmp_path / "again").exists()
+    confirmed = audit("reproduce", folder, "--out", tmp_path / "again", "--yes")
+    assert confirmed.code in (0, 1) and marker.exists()
+
+
+def test_reproduce_refuses_a_config_from_outside_the_folder(tmp_path: Path) -> None:
+    folder = _command_run(tmp_path)
+    outside = tmp_path / "outside.yaml"
+    outside.write_text("training:\n  max_steps: 5\n")
+    manifest = json.loads((folder / "run_manifest.json").read_text())
+    for path in ("../outside.yaml", str(outside)):
+        manifest["config_path"] = path
+        (folder / "run_manifest.json").write_text(json.dumps(manifest))
+        result = audit("reproduce", folder, "--out", tmp_path / "again", "--yes")
+        assert result.code == 2 and "leads outside the run folder" in result.stderr, result.stderr
+    (folder / "cfg.yaml").symlink_to(outside)
+    manifest["config_path"] = "cfg.yaml"
+    (folder / "run_manifest.json").write_text(json.dumps(manifest))
+    result = audit("reproduce", folder, "--out", tmp_path / "again", "--yes")
+    assert result.code == 2 and "leads outside the run folder" in result.stderr
+    shutil.rmtree(tmp_path / "again", ignore_errors=True)
