@@ -1,4 +1,7 @@
-"""Evidence left as a template: placeholder markers, or JSON whose values are mostly null."""
+"""Evidence left as a template: placeholder markers, or JSON whose values are mostly null.
+
+A marker counts wherever it is, auditor-owned summary blocks included: the only text spared is verify's own
+finding quoting one (`placeholder text 'TBD'`), which a rendered quality-gates block repeats."""
 
 from __future__ import annotations
 
@@ -7,7 +10,6 @@ from typing import Any
 
 from auditor.evidence.jsonload import load_json
 from auditor.evidence.text import TextDoc
-from auditor.render.owned import begin, end
 
 TEMPLATE_MARKERS = re.compile(
     r"PASTE (?:ACTUAL |YOUR |THE )?(?:OUTPUT|LOGS?|RESULTS?)|\bX\.X{2,}\b|\{\{\s*\w+\s*\}\}|"
@@ -17,7 +19,8 @@ TEMPLATE_MARKERS = re.compile(
     re.I,
 )
 TEMPLATE_SCAN_LIMIT = 2 * 1024 * 1024
-_VERIFY_QUOTES = (begin("quality-gates"), end("quality-gates"))
+# how template_problem quotes what it found (repr: '...', or "..." around a quote)
+_QUOTED_FINDING = re.compile(r"placeholder text (?:'[^'\n]*'|\"[^\"\n]*\")")
 NULL_SHARE = 0.5
 
 
@@ -29,14 +32,19 @@ def _leaves(value: Any) -> list[Any]:
     return [value]
 
 
+def _unquoted_marker(line: str) -> re.Match[str] | None:
+    """The first placeholder marker in `line` that is not inside a quote of verify's own finding."""
+    quotes = [(q.start(), q.end()) for q in _QUOTED_FINDING.finditer(line)] if "placeholder text" in line else []
+    for match in TEMPLATE_MARKERS.finditer(line):
+        if not any(start <= match.start() and match.end() <= end for start, end in quotes):
+            return match
+    return None
+
+
 def template_problem(doc: TextDoc) -> tuple[str, int | None] | None:
     """Why a small text file looks like a template (placeholder marker, or JSON mostly null), if it does."""
-    quoting = False  # inside a summary's quality-gates block: verify's own messages, which quote what they found
     for number, line in enumerate(doc.lines, start=1):
-        if line.strip() in _VERIFY_QUOTES:
-            quoting = line.strip() == _VERIFY_QUOTES[0]
-            continue
-        match = None if quoting else TEMPLATE_MARKERS.search(line)
+        match = _unquoted_marker(line)
         if match:
             return f"placeholder text {match.group(0)!r}", number
     if doc.path.endswith(".json"):

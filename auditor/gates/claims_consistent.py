@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import math
+import re
+from typing import TYPE_CHECKING
 
 from auditor.evidence.metrics import FinalRecord, MetricsSeries
 from auditor.evidence.run import RunEvidence
 from auditor.gates.base import GateContext, Results, gate, ref, where
 from auditor.models import Claim, EvidenceRef, GateResult, LossRow
+
+if TYPE_CHECKING:
+    from auditor.evidence.claims import SummaryClaims
 
 R = Results("claims_consistent")
 FINAL_FIELDS = {
@@ -18,13 +23,23 @@ FINAL_FIELDS = {
     "mean_train_loss": "train_loss",
 }
 CROSS_CHECK = ("train_runtime", "train_samples_per_second", "train_loss")
+PLAN_KEYS = ("batch_size", "gradient_accumulation_steps", "max_steps")
 
 
-def matches(claimed: float, actual: float, decimals: int, approximate: bool = False) -> bool:
-    """Does `actual` round to the displayed `claimed` (half a unit of the last shown digit)?"""
+def matches(claimed: float, actual: float, decimals: int, approximate: bool = False,
+            tolerance: float | None = None) -> bool:
+    """Does `actual` round to the displayed `claimed` (half a unit of the last shown digit, or `tolerance` where
+    the figure was scaled: "1.2k", "3.4 min")? An approximate figure ("≈", "~") may also be 5% off."""
+    half = tolerance if tolerance is not None else 0.5 * 10 ** -decimals
     if approximate:
-        return abs(claimed - actual) <= max(0.05 * abs(actual), 0.5 * 10 ** -decimals)
-    return abs(claimed - actual) <= 0.5 * 10 ** -decimals + 1e-9 * max(1.0, abs(actual))
+        return abs(claimed - actual) <= max(0.05 * abs(actual), half)
+    return abs(claimed - actual) <= half + 1e-9 * max(1.0, abs(actual))
+
+
+def is_eval_loss(name: str) -> bool:
+    """An evaluation metric that is a loss: eval_loss, val/loss, Loss/val, validation_loss (not test_loss)."""
+    words = set(re.split(r"[^a-z]+", name.lower()))
+    return "loss" in words and bool(words & {"eval", "val", "valid", "validation", "evaluation"})
 
 
 class _Audit:
@@ -41,47 +56,80 @@ class _Audit:
     def _fail(self, claim_where: str, text: str, pointer: EvidenceRef) -> None:
         self.failures.append((f"{claim_where}: {text}", pointer))
 
+    def _evidence(self, claim: Claim) -> list[tuple[float, str]]:
+        """What the evidence records for a claimed figure: (value, where it comes from), any of which may match."""
+        final = self.final.values if self.final else {}
+        origin = where(self.final.path, self.final.line) if self.final else ""
+        ev = self.ev
+        if claim.key == "total_steps":
+            return [(float(ev.evidence_max_step), "the furthest step recorded")] \
+                if ev.evidence_max_step is not None else []
+        if claim.key in FINAL_FIELDS and FINAL_FIELDS[claim.key] in final:
+            return [(final[FINAL_FIELDS[claim.key]], f"{FINAL_FIELDS[claim.key]} in {origin}")]
+        if claim.key == "total_tflos" and "total_flos" in final:
+            return [(final["total_flos"] / 1e12, "total_flos / 1e12")]
+        if claim.key == "eval_examples" and ev.predictions is not None:
+            return [(float(ev.predictions.count), "lines in predictions.jsonl")]
+        if claim.key == "epochs" and "epoch" in final:
+            return [(final["epoch"], "the final record's epoch")]
+        if claim.key in PLAN_KEYS:
+            planned = getattr(ev.plan, claim.key)
+            return [(float(planned), f"{claim.key} in {ev.plan.source.get(claim.key)}")] if planned is not None else []
+        if claim.key == "eval_loss":  # the evaluation's loss, never the training loss
+            found = [(final["eval_loss"], f"eval_loss in {origin}")] if "eval_loss" in final else []
+            return found + [(value, f"{name} in {s.path} (its last value)") for s in ev.metrics_sources
+                            for name, value in s.evals.items() if is_eval_loss(name)]
+        if claim.key == "num_parameters":
+            from auditor.evidence.throughput import parameter_count
+
+            counted = parameter_count(ev)
+            return [(float(counted[0]), counted[1])] if counted else []
+        return []
+
     def figure(self, claim: Claim) -> None:
         """Check one claimed figure against what the evidence computes."""
         if claim.value is None:
             return
-        at = where(claim.path, claim.line)
-        pointer = ref(claim.path, claim.line)
-        final = self.final.values if self.final else {}
-        actual: float | None = None
-        source = ""
-        if claim.key == "total_steps":
-            actual = self.ev.evidence_max_step
-            source = "the furthest step recorded"
-        elif claim.key in FINAL_FIELDS and FINAL_FIELDS[claim.key] in final:
-            actual = final[FINAL_FIELDS[claim.key]]
-            origin = where(self.final.path, self.final.line) if self.final else ""
-            source = f"{FINAL_FIELDS[claim.key]} in {origin}"
-        elif claim.key == "total_tflos" and "total_flos" in final:
-            actual = final["total_flos"] / 1e12
-            source = "total_flos / 1e12"
-        elif claim.key == "eval_examples" and self.ev.predictions is not None:
-            actual = float(self.ev.predictions.count)
-            source = "lines in predictions.jsonl"
-        elif claim.key == "epochs" and "epoch" in final:
-            actual = final["epoch"]
-            source = "the final record's epoch"
-        elif claim.key in ("batch_size", "gradient_accumulation_steps"):
-            planned = getattr(self.ev.plan, claim.key)
-            if planned is not None:
-                actual, source = float(planned), f"{claim.key} in {self.ev.plan.source.get(claim.key)}"
-        elif claim.key in ("final_loss", "first_loss") and self.series is not None and self.series.count:
+        if claim.key in ("final_loss", "first_loss") and self.series is not None and self.series.count:
             self.loss_claim(claim)
             return
-        if actual is None:
+        recorded = [(a, s) for a, s in self._evidence(claim) if math.isfinite(a)]
+        if not recorded:
             return
         from auditor.evidence.claims import decimals_of  # the parser is imported only where claims exist
 
         self.checked += 1
-        # A printed log rounds its figures: compare at the coarser of the two displayed precisions.
-        shown = min(claim.decimals, decimals_of(repr(actual)))
-        if not matches(claim.value, actual, shown, claim.approximate):
-            self._fail(at, f"'{claim.label}' claims {claim.text!r}, evidence says {actual:g} ({source})", pointer)
+        for actual, _ in recorded:
+            # A printed log rounds its figures: compare at the coarser of the two displayed precisions.
+            shown = min(claim.decimals, decimals_of(repr(actual)))
+            own = 0.5 * 10 ** -decimals_of(repr(actual))
+            tolerance = None if claim.tolerance is None else max(claim.tolerance, own)
+            if matches(claim.value, actual, shown, claim.approximate, tolerance):
+                return
+        actual, source = recorded[0]
+        self._fail(where(claim.path, claim.line), f"'{claim.label}' claims {claim.text!r}, evidence says "
+                   f"{actual:g} ({source})", ref(claim.path, claim.line))
+
+    def summary(self, summary: SummaryClaims) -> None:
+        """A summary's figures and loss rows in line order; a summary left as a template, or a claimed figure
+        left as a placeholder, claims what no evidence can back."""
+        template = self.ev.templates.get(summary.path)
+        if template is not None:
+            why, line = template
+            self._fail(where(summary.path, line), f"the summary is a template ({why}): its claims are not figures "
+                       "from the run; fill it from the evidence (`audit summary`)", ref(summary.path, line))
+        items: list[tuple[int, Claim | LossRow | tuple[str, str, int]]] = [
+            *((c.line, c) for c in summary.figures), *((r.line, r) for r in summary.loss_rows),
+            *((p[2], p) for p in summary.placeholders)]
+        for _, item in sorted(items, key=lambda pair: pair[0]):
+            if isinstance(item, Claim):
+                self.figure(item)
+            elif isinstance(item, LossRow):
+                self.loss_row(item)
+            else:
+                label, text, line = item
+                self._fail(where(summary.path, line), f"'{label}' holds placeholder text {text!r} where a figure "
+                           "from the run belongs", ref(summary.path, line))
 
     def loss_claim(self, claim: Claim) -> None:
         """First/final loss: the logged value, or for final the trainer's run-average train_loss (warn)."""
@@ -90,10 +138,11 @@ class _Audit:
         index = 0 if claim.key == "first_loss" else self.series.count - 1
         logged = self.series.losses[index]
         at = where(claim.path, claim.line)
-        if matches(claim.value, logged, claim.decimals):
+        if matches(claim.value, logged, claim.decimals, claim.approximate, claim.tolerance):
             return
         average = self.final.values.get("train_loss") if self.final else None
-        if claim.key == "final_loss" and average is not None and matches(claim.value, average, claim.decimals):
+        if claim.key == "final_loss" and average is not None and \
+                matches(claim.value, average, claim.decimals, claim.approximate, claim.tolerance):
             self.warnings.append((f"{at}: '{claim.label}' {claim.value:g} is the run-average train_loss "
                                   f"({average:.4g}), not the last logged loss ({logged:.4g}); label it as the average",
                                   ref(claim.path, claim.line)))
@@ -238,10 +287,7 @@ def check(ev: RunEvidence, ctx: GateContext) -> GateResult:
     audit = _Audit(ev)
     audit.index_rows([row for summary in ev.summaries for row in summary.loss_rows])
     for summary in ev.summaries:
-        for claim in summary.figures:
-            audit.figure(claim)
-        for row in summary.loss_rows:
-            audit.loss_row(row)
+        audit.summary(summary)
     manifest = ev.run_manifest
     if manifest is not None:
         for key, value in manifest.claims.items():

@@ -19,6 +19,9 @@ class Claim:
     decimals: int = 0
     approximate: bool = False
     unit: str | None = None
+    # half a unit of the last written digit, in the evidence's units, where the figure was scaled ("1.2k",
+    # "3.4 min", "1h 02m"); None: 0.5 × 10^-decimals
+    tolerance: float | None = None
     path: str
     line: int
 
