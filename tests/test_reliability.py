@@ -208,3 +208,70 @@ def test_reproduce_refuses_a_config_from_outside_the_folder(tmp_path: Path) -> N
     result = audit("reproduce", folder, "--out", tmp_path / "again", "--yes")
     assert result.code == 2 and "leads outside the run folder" in result.stderr
     shutil.rmtree(tmp_path / "again", ignore_errors=True)
+
+
+# -- hidden text ---------------------------------------------------------------------------------------------
+TOKEN = "hf_" + "aB3dE5gH7jK9mN1pQ3sT5vW7yZ9bC1dE3fG"
+TRACE = "Traceback (most recent call last):"
+
+
+@pytest.mark.parametrize("rel, data", [
+    ("notes.txt", b"\xef\xbb\xbf" + f"HF_TOKEN={TOKEN}\n".encode()),
+    ("notes.txt", b"\x00\x00\x00\x00" + f"token {TOKEN}\n".encode()),
+    ("analysis.ipynb", json.dumps({"cells": [{"cell_type": "code", "source": [f"login('{TOKEN}')"],
+                                              "outputs": []}]}).encode()),
+    ("extra.json", json.dumps({"t": TOKEN}).replace("hf_", "\\u0068f_").encode()),
+    ("slurm-1234.err", f"export HF_TOKEN={TOKEN}\n".encode()),
+])
+def test_a_secret_is_found_however_the_file_hides_it(run_dir: Path, rel: str, data: bytes) -> None:
+    (run_dir / rel).write_bytes(data)
+    secrets = _json(run_dir)["no_secrets"]
+    assert secrets["status"] == "fail" and rel in secrets["message"]
+
+
+@pytest.mark.parametrize("rel, data", [
+    ("stdout.txt", b"\x00\x00" + f"{TRACE}\nRuntimeError: boom\n".encode()),
+    ("slurm-1234.out", f"step 1\n{TRACE}\n  File x\nRuntimeError: CUDA error\n".encode()),
+    ("train.err", f"{TRACE}\nValueError: x\n".encode()),
+    ("result.json", json.dumps({"error": f"{TRACE}\nRuntimeError: x"}).replace("Traceback", "\\u0054raceback")
+     .encode()),
+    ("output.txt", f"{TRACE}\nRuntimeError: x\n".encode()),
+])
+def test_a_traceback_in_any_text_file_contradicts_a_success_claim(run_dir: Path, rel: str, data: bytes) -> None:
+    """Only files named *log* were read for failures: a crash in stdout.txt or slurm-N.out passed."""
+    (run_dir / rel).write_bytes(data)
+    nfs = _json(run_dir)["no_false_success"]
+    assert nfs["status"] == "fail" and f"{rel}:" in nfs["message"]
+
+
+def test_a_secret_and_a_traceback_past_the_text_limit_are_seen(run_dir: Path) -> None:
+    """The scans read the decoded first 64 MiB: whatever came after was never looked at."""
+    with (run_dir / "training_log.txt").open("a") as handle:
+        line = "x" * 1023 + "\n"
+        for _ in range(66 * 1024):
+            handle.write(line)
+        handle.write(f"HF_TOKEN={TOKEN}\n{TRACE}\nRuntimeError: late\n")
+    gates = _json(run_dir)
+    assert gates["no_secrets"]["status"] == "fail" and "training_log.txt:" in gates["no_secrets"]["message"]
+    assert gates["no_false_success"]["status"] == "fail" and TRACE[:20] in gates["no_false_success"]["message"]
+
+
+# -- never a false alarm -------------------------------------------------------------------------------------
+def test_a_failure_the_run_recovered_from_is_said_not_failed(run_dir: Path) -> None:
+    """An OOM on a first attempt, then the launcher's retry trains to the end: not a failed run."""
+    log = run_dir / "training_log.txt"
+    lines = log.read_text().splitlines()
+    first_loss = next(i for i, line in enumerate(lines) if "'loss'" in line)
+    crash = [TRACE, '  File "train.py", line 3', "torch.OutOfMemoryError: CUDA out of memory.",
+             "Retrying with a smaller micro-batch (attempt 2 of 3)"]
+    log.write_text("\n".join(lines[:first_loss] + crash + lines[first_loss:]) + "\n")
+    gates = _json(run_dir)
+    assert gates["no_false_success"]["status"] == "pass", gates["no_false_success"]["message"]
+    assert "recovered from training_log.txt:" in gates["no_false_success"]["message"]
+    assert gates["training_completed"]["status"] == "pass"
+
+
+def test_a_failure_after_the_last_training_record_still_fails(run_dir: Path) -> None:
+    with (run_dir / "training_log.txt").open("a") as handle:
+        handle.write(f"{TRACE}\ntorch.OutOfMemoryError: CUDA out of memory.\n")
+    assert _json(run_dir)["no_false_success"]["status"] == "fail"

@@ -10,6 +10,13 @@ CRASH = re.compile(
     r"Ran out of memory|\bKilled\b\s*$|Segmentation fault|core dumped|NCCL error|"
     r"ChildFailedError|exited with (?:exit )?code [1-9]|Aborted \(core dumped\)|Fatal Python error",
 )
+CRASH_BYTES = re.compile(CRASH.pattern.encode(), re.M)  # the same signatures, over a streamed file's bytes
+# In a text file that is not a log (a stdout capture, a JSON result, a notebook), only a Python traceback's header
+# is a failure signature: "out of memory" in a README is prose, "Traceback (most recent call last)" is not.
+TRACEBACK = re.compile(r"Traceback \(most recent call last\)")
+TRACEBACK_BYTES = re.compile(TRACEBACK.pattern.encode())
+# Where a log names the file it logs to (a launcher's own names): *log* files, *.log, SLURM's slurm-<job>.out
+LOG_PATTERNS = ("*.log", "*log.txt", "*log*.txt", "*_log.txt", "slurm-*.out", "*.out", "*.err")
 SUCCESS = re.compile(
     r"Training completed|training complete[d!]?\b|Result:\s*SUCCESS|SUCCESSFULLY|✅\s*Training|"
     r"Training finished successfully",
@@ -42,6 +49,7 @@ class LogSignals:
     tpu_lines: list[int] = field(default_factory=list)
     cpu_lines: list[int] = field(default_factory=list)
     saved_to: list[tuple[int, str]] = field(default_factory=list)
+    scan_cut: int | None = None  # bytes scanned for failure signatures before the scan limit stopped it
 
 
 def scan_log(lines: tuple[str, ...], path: str) -> LogSignals:

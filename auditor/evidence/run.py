@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 from auditor.evidence.checkpoint import Checkpoint
 from auditor.evidence.digests import SumsEntry, parse_sha256sums, sha256_files
 from auditor.evidence.jsonload import JsonProblem
-from auditor.evidence.logscan import LogSignals, scan_log
+from auditor.evidence.logscan import CRASH, CRASH_BYTES, LOG_PATTERNS, TRACEBACK, TRACEBACK_BYTES, LogSignals, scan_log
 from auditor.evidence.metrics import (
     FinalRecord,
     MetricsSeries,
@@ -47,6 +47,9 @@ RUN_FOLDER_MARKERS = (
 )
 ENV_NAMES = ("env_snapshot.json", "env_snapshot.txt", "env_info.txt", "collect_env.txt", "torch_version.txt")
 GPU_NAMES = ("gpu_snapshot.json", "gpu_snapshot.txt", "nvidia_smi.txt", "nvidia-smi.txt")
+# the manifest, and a model's own answers (a code model's prediction may well print a traceback)
+NOT_OUTPUT_FILES = ("run_manifest.json", "predictions.jsonl")
+NOT_OUTPUT_SUFFIXES = (".py", ".sh", ".yaml", ".yml", ".toml", ".cfg", ".ini", ".md")  # code, configs, prose
 TEXT_SUFFIXES = (".txt", ".log", ".md", ".json", ".jsonl", ".yaml", ".yml", ".cfg", ".toml", ".csv", ".sh", ".py",
                  ".env", ".ini", ".ipynb", ".out", ".err", "")
 
@@ -65,6 +68,16 @@ def is_run_folder(path: Path) -> bool:
         return True
     evidence = RunEvidence(path)
     return bool(evidence.claimed or evidence.checkpoint_candidates)
+
+
+@dataclass(frozen=True)
+class Crash:
+    """A failure signature at path:line, and what the run did after it (None: nothing, it ended there)."""
+
+    path: str
+    line: int
+    text: str
+    recovered: str | None = None
 
 
 @dataclass(frozen=True)
@@ -281,9 +294,8 @@ class RunEvidence:
     # -- logs ----------------------------------------------------------------------------------------
     @cached_property
     def log_files(self) -> list[str]:
-        """Logs: training_log.txt first, then other *log*.txt / *.log files."""
-        logs = [f for f in self.files if Path(f).name.lower().endswith((".log", "log.txt", "_log.txt"))
-                or (Path(f).suffix == ".txt" and "log" in Path(f).name.lower())]
+        """Logs (logscan.LOG_PATTERNS: *log*.txt, *.log, slurm-*.out, *.out, *.err): training_log.txt first."""
+        logs = [f for f in self.files if name_matches(f.lower(), LOG_PATTERNS) and not f.endswith(".ipynb")]
         return sorted(logs, key=lambda f: (f != "training_log.txt", f))
 
     @property
@@ -306,10 +318,63 @@ class RunEvidence:
 
     @cached_property
     def log_signals(self) -> list[LogSignals]:
-        """Signatures of every log that is not a template (a template's example lines prove nothing)."""
-        docs = [self.text(f) for f in self.log_files if f not in self.templates]
-        docs += [METRICS[format_id].log_view(self.folder, rel) for format_id, rel in self.format_logs]
-        return [scan_log(d.lines, d.path) for d in docs if d is not None]
+        """Signatures of every log that is not a template (a template's example lines prove nothing). A log's
+        failure signatures come from the whole file (streamed up to textscan.SCAN_BYTES, a cut reported), not
+        from its decoded first 64 MiB; any other text file (a stdout capture, a JSON result, a notebook) is
+        scanned for a Python traceback, JSON escapes decoded."""
+        from auditor.evidence.textscan import scan_file
+
+        out: list[LogSignals] = []
+        for rel in self.log_files:
+            doc = self.text(rel) if rel not in self.templates else None
+            if doc is None:
+                continue
+            signals = scan_log(doc.lines, rel)
+            scan = scan_file(self.folder, rel, CRASH_BYTES, CRASH)
+            signals.crashes = [(n, t.strip()[:160]) for n, t in scan.lines]
+            signals.scan_cut = scan.cut_at
+            out.append(signals)
+        out += [scan_log(d.lines, d.path) for d in (METRICS[format_id].log_view(self.folder, rel)
+                                                     for format_id, rel in self.format_logs) if d is not None]
+        read = set(self.log_files) | {rel for _, rel in self.format_logs}
+        skip = {s.path for s in self.summaries} | set(self.templates)
+        for rel in self.text_files():
+            if rel in read or rel in skip or rel.endswith(NOT_OUTPUT_SUFFIXES) or rel in NOT_OUTPUT_FILES:
+                continue
+            scan = scan_file(self.folder, rel, TRACEBACK_BYTES, TRACEBACK)
+            if scan.lines or scan.cut_at:
+                out.append(LogSignals(path=rel, crashes=[(n, t.strip()[:160]) for n, t in scan.lines],
+                                      scan_cut=scan.cut_at))
+        return out
+
+    @cached_property
+    def crashes(self) -> list[Crash]:
+        """Every failure signature in the folder's logs and outputs, each with what recovered from it: training
+        that went on after it in the same file (a loss logged later, the final record, a success banner or the
+        progress bar further on) is a retry, a resume or a handled exception, not the run's end."""
+        later: dict[str, tuple[int, str]] = {}
+
+        def note(path: str, line: int | None, what: str) -> None:
+            if line and line > later.get(path, (0, ""))[0]:
+                later[path] = (line, what)
+
+        for series in self.metrics_sources:
+            if series.position == "line" and series.count:
+                note(series.path, max(series.lines), "a loss logged")
+        for final in self.final_records:
+            note(final.path, final.line, "the final trainer record")
+        for signals in self.log_signals:
+            if signals.successes:
+                note(signals.path, signals.successes[-1], "a success banner")
+        if self.progress is not None and self.training_log is not None:
+            note(self.training_log.path, self.progress.line, "the progress bar")
+        found = []
+        for signals in self.log_signals:
+            for line, text in signals.crashes:
+                after = later.get(signals.path)
+                recovered = f"{after[1]} at {signals.path}:{after[0]}" if after and after[0] > line else None
+                found.append(Crash(signals.path, line, text, recovered))
+        return found
 
     @cached_property
     def format_logs(self) -> list[tuple[str, str]]:

@@ -26,6 +26,8 @@ MIN_ENTROPY = 3.5
 # Literal fragments every pattern contains (upper-cased): a line holding none of them holds no finding.
 PREFILTER = (b"HF_", b"SK-", b"AKIA", b"ASIA", b"GHP_", b"GHO_", b"GHU_", b"GHS_", b"GHR_", b"GITHUB_PAT_", b"XOX",
              b"-----BEGIN", b"TOKEN", b"SECRET", b"PASSWORD", b"_KEY")
+PREFILTER_BYTES = re.compile(b"|".join(re.escape(p) for p in PREFILTER), re.I)
+PREFILTER_TEXT = re.compile(PREFILTER_BYTES.pattern.decode(), re.I)
 
 
 def entropy(value: str) -> float:
@@ -47,33 +49,6 @@ class SecretFinding:
     path: str
     line: int
     masked: str
-
-
-def candidate_lines(data: bytes) -> list[tuple[int, str]] | None:
-    """(1-based line, text) of the lines of ASCII-compatible text that contain a prefilter literal, found with
-    bytes.find at memory speed; None for UTF-16 text (decode and scan it all then)."""
-    if data.startswith((b"\xff\xfe", b"\xfe\xff")) or data[1:2] == b"\x00":
-        return None
-    upper = data.upper()
-    positions: list[int] = []
-    for literal in PREFILTER:
-        pos = upper.find(literal)
-        while pos != -1:
-            positions.append(pos)
-            pos = upper.find(literal, pos + 1)
-    found: list[tuple[int, str]] = []
-    line, previous, last_start = 1, 0, -1
-    for pos in sorted(positions):
-        line += data.count(b"\n", previous, pos)
-        previous = pos
-        start = data.rfind(b"\n", 0, pos) + 1
-        if start == last_start:
-            continue
-        last_start = start
-        end = data.find(b"\n", pos)
-        text = data[start: len(data) if end == -1 else end].decode("utf-8", errors="replace").rstrip("\r")
-        found.append((line, text))
-    return found
 
 
 def scan_lines(lines: Iterable[str], path: str) -> list[SecretFinding]:

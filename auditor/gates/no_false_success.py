@@ -51,7 +51,9 @@ def check(ev: RunEvidence, ctx: GateContext) -> GateResult:
             if claim.key == "total_steps" and claim.value and reached is not None and reached < claim.value:
                 problems.append((f"{where(claim.path, claim.line)} claims {claim.value:g} steps, evidence reaches "
                                  f"only step {reached}", ref(claim.path, claim.line)))
-    crashes = [(s.path, n, text) for s in ev.log_signals for n, text in s.crashes]
+    crashes = [(c.path, c.line, c.text) for c in ev.crashes if c.recovered is None]
+    recovered = [c for c in ev.crashes if c.recovered is not None]
+    cut = next((s for s in ev.log_signals if s.scan_cut), None)
     manifest = ev.run_manifest
     failed_exit = manifest is not None and manifest.outcome.status in ("failed", "killed", "interrupted")
     if claims and crashes:
@@ -71,7 +73,16 @@ def check(ev: RunEvidence, ctx: GateContext) -> GateResult:
         log_path, log_line, text = crashes[0]
         return R("warn", f"{where(log_path, log_line)} shows a failure signature ({text!r}), though nothing claims "
                  "success", ref(log_path, log_line))
+    if cut is not None and cut.scan_cut is not None:
+        return R("warn", f"{cut.path} is longer than the {cut.scan_cut >> 20} MiB scan limit: failure signatures "
+                 "past it were not looked for", ref(cut.path))
+    after = ""
+    if recovered:
+        first = recovered[0]
+        more = f" (+{len(recovered) - 1} more)" if len(recovered) > 1 else ""
+        after = (f"; recovered from {where(first.path, first.line)} ({first.text[:60]!r}){more}: training went on "
+                 f"after it ({first.recovered})")
     if not claims:
-        return R("pass", "no success claims to contradict")
+        return R("pass", "no success claims to contradict" + after)
     return R("pass", f"{len(claims)} success claim(s), none contradicted by the logs, exit status, step counts "
-             "or gate results")
+             "or gate results" + after)

@@ -172,7 +172,7 @@ def check(ev: RunEvidence, ctx: GateContext) -> GateResult:
     if series is not None and series.count and (exited_zero or ended):
         how = "the command exited 0 (run_manifest.json)" if exited_zero else \
             f"{ended[0].at(ended[0].outcome.line if ended[0].outcome else None)} records a successful end"
-        crash = next(((s.path, n, t) for s in ev.log_signals for n, t in s.crashes), None)
+        crash = next(((c.path, c.line, c.text) for c in ev.crashes if c.recovered is None), None)
         if crash is not None:  # an exception the script caught, or a crash it exited 0 from: not proven either way
             return R("warn", f"no planned step count declared; {how}, but {where(crash[0], crash[1])} shows a "
                      f"failure ({crash[2][:80]!r}): declare max_steps to prove the run reached its end",

@@ -8,6 +8,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from auditor.evidence.logscan import LOG_PATTERNS
 from auditor.evidence.metrics import MetricsSeries, read_log_dicts
 from auditor.evidence.opener import Folder
 from auditor.evidence.sources.interface import FormatInfo, MetricsSource, name_matches
@@ -48,7 +49,6 @@ _EPOCH = re.compile(r"\bepoch\s*[:=#]?\s*(?P<epoch>\d+(?:\.\d+)?)\b", re.I)
 _HAS_LOSS = re.compile(r"loss", re.I)
 # Lightning says where fit stopped: "`Trainer.fit` stopped: `max_steps=120` reached." (a plan, in its words)
 _LIGHTNING_STOP = re.compile(r"`Trainer\.fit` stopped: `max_(?P<what>steps|epochs)=(?P<n>\d+)` reached")
-LOG_PATTERNS = ("*.log", "*log.txt", "*log*.txt", "*_log.txt", "slurm-*.out", "*.out", "*.err")
 
 
 def read_printed(lines: tuple[str, ...], rel: str) -> list[MetricsSeries]:
