@@ -78,10 +78,10 @@ def check(ev: RunEvidence, ctx: GateContext) -> GateResult:
                  "past it were not looked for", ref(cut.path))
     after = ""
     if recovered:
-        first = recovered[0]
+        went_on = recovered[0]
         more = f" (+{len(recovered) - 1} more)" if len(recovered) > 1 else ""
-        after = (f"; recovered from {where(first.path, first.line)} ({first.text[:60]!r}){more}: training went on "
-                 f"after it ({first.recovered})")
+        after = (f"; recovered from {where(went_on.path, went_on.line)} ({went_on.text[:60]!r}){more}: training "
+                 f"went on after it ({went_on.recovered})")
     if not claims:
         return R("pass", "no success claims to contradict" + after)
     return R("pass", f"{len(claims)} success claim(s), none contradicted by the logs, exit status, step counts "
