@@ -213,6 +213,19 @@ class RunEvidence:
         except JsonProblem as exc:
             return ManifestDoc(None, exc.msg, exc.lineno)
 
+    @cached_property
+    def captured_by_audit_run(self) -> str | None:
+        """A file only `audit run` writes (its NVML samples, its env_snapshot.json with host, cpu_count and the
+        recorded variables), or None: a folder with one of them was recorded by `audit run`."""
+        if "gpu_samples.jsonl" in self.files:
+            return "gpu_samples.jsonl"
+        if "env_snapshot.json" in self.files:
+            from auditor.evidence.envsnap import snapshot_json
+
+            if {"host", "cpu_count", "env"} <= set(snapshot_json(self.root)):
+                return "env_snapshot.json"
+        return None
+
     @property
     def is_auditor_manifest(self) -> bool:
         """True when the manifest declares our schema_version (else it is a team's own format)."""

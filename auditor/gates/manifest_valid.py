@@ -13,6 +13,11 @@ R = Results("manifest_valid")
 def check(ev: RunEvidence, ctx: GateContext) -> GateResult:
     """Validate the manifest; a team's own manifest format is read but reported as warn."""
     doc = ev.manifest
+    captured = ev.captured_by_audit_run
+    if doc is None and captured is not None:
+        return R("fail", f"no run_manifest.json, but {captured} was written by `audit run`: the run's manifest was "
+                 "removed, and a folder recorded by `audit run` is never audited by the laxer seed-style reading; "
+                 "restore the manifest or re-record the run", ref(captured))
     if doc is None:
         return R("warn", "no run_manifest.json: seed-style folder, audited from its files; "
                  "record runs with `audit run` to get a manifest")
