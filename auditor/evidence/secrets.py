@@ -16,6 +16,11 @@ PATTERNS: tuple[tuple[str, re.Pattern[str]], ...] = (
     ("GitHub token", re.compile(r"\b(?:gh[pousr]_[A-Za-z0-9]{36,}|github_pat_[A-Za-z0-9_]{40,})\b")),
     ("Slack token", re.compile(r"\bxox[abprs]-[A-Za-z0-9-]{10,}\b")),
     ("private key block", re.compile(r"-----BEGIN (?:[A-Z]+ )*PRIVATE KEY-----")),
+    ("Anthropic API key", re.compile(r"\bsk-ant-[A-Za-z0-9_-]{20,}")),
+    ("Google API key", re.compile(r"\bAIza[0-9A-Za-z_-]{35}\b")),
+    ("GitLab token", re.compile(r"\bglpat-[A-Za-z0-9_-]{20,}\b")),
+    ("npm token", re.compile(r"\bnpm_[A-Za-z0-9]{36}\b")),
+    ("Stripe key", re.compile(r"\b[sr]k_live_[A-Za-z0-9]{20,}\b")),
 )
 _ASSIGNMENT = re.compile(
     r"\b(?P<name>[A-Za-z0-9_]*(?:TOKEN|SECRET|PASSWORD|API_KEY|ACCESS_KEY|_KEY))\b[\"']?\s*[:=]\s*[\"']?"
@@ -25,7 +30,7 @@ _ASSIGNMENT = re.compile(
 MIN_ENTROPY = 3.5
 # Literal fragments every pattern contains (upper-cased): a line holding none of them holds no finding.
 PREFILTER = (b"HF_", b"SK-", b"AKIA", b"ASIA", b"GHP_", b"GHO_", b"GHU_", b"GHS_", b"GHR_", b"GITHUB_PAT_", b"XOX",
-             b"-----BEGIN", b"TOKEN", b"SECRET", b"PASSWORD", b"_KEY")
+             b"-----BEGIN", b"TOKEN", b"SECRET", b"PASSWORD", b"_KEY", b"AIZA", b"GLPAT-", b"NPM_", b"K_LIVE_")
 PREFILTER_BYTES = re.compile(b"|".join(re.escape(p) for p in PREFILTER), re.I)
 PREFILTER_TEXT = re.compile(PREFILTER_BYTES.pattern.decode(), re.I)
 
@@ -51,6 +56,30 @@ class SecretFinding:
     masked: str
 
 
+# What a name says about its value: API keys, tokens, secrets and passwords are credentials whatever their
+# alphabet (a W&B key is 40 hex digits); a bare `*_key` (cache_key, sort_key, dataset_key) is only when its value
+# has a credential's shape.
+_STRONG_NAME = re.compile(r"TOKEN|SECRET|PASSWORD|PASSWD|API_?KEY|ACCESS_?KEY|PRIVATE_?KEY|AUTH", re.I)
+_HEX = re.compile(r"(?:sha(?:1|256|512)[:-])?[0-9a-f]+\Z", re.I)
+_UUID = re.compile(r"[0-9a-f]{8}-?[0-9a-f]{4}-?[0-9a-f]{4}-?[0-9a-f]{4}-?[0-9a-f]{12}\Z", re.I)
+_MASKED = re.compile(r"\*{3,}|x{4,}|X{4,}|REDACTED|MASKED|HIDDEN|\.\.\.|…|<[^>]*>|\$\{[^}]*\}|changeme|example",
+                     re.I)
+_MIXED = (re.compile(r"[a-z]"), re.compile(r"[A-Z]"), re.compile(r"[0-9]"))
+
+
+def looks_like_credential(name: str, value: str) -> bool:
+    """Whether `name = value` holds a credential, by context and shape rather than entropy alone: a masked
+    value, a placeholder, a UUID or a run id is none; a digest (hex) is one only under a name that says key,
+    token or secret; a bare `*_key` needs a random-looking mix of letters and digits."""
+    if _MASKED.search(value) or _UUID.match(value) or entropy(value) < MIN_ENTROPY:
+        return False
+    if _STRONG_NAME.search(name):
+        return True
+    if _HEX.match(value) or "/" in value or "." in value:  # a digest, a cache key, a path or a file name
+        return False
+    return all(p.search(value) for p in _MIXED) and entropy(value) >= 4.0
+
+
 def scan_lines(lines: Iterable[str], path: str) -> list[SecretFinding]:
     """Every credential-looking string in `lines`."""
     return scan_numbered(enumerate(lines, start=1), path)
@@ -65,7 +94,7 @@ def scan_numbered(lines: Iterable[tuple[int, str]], path: str) -> list[SecretFin
                 found.append(SecretFinding(kind, path, number, mask(match.group(0))))
         for match in _ASSIGNMENT.finditer(line):
             value = match.group("value")
-            if entropy(value) >= MIN_ENTROPY and not any(f.line == number for f in found):
+            if looks_like_credential(match.group("name"), value) and not any(f.line == number for f in found):
                 found.append(SecretFinding(f"credential in {match.group('name')}", path, number, mask(value)))
     return found
 
@@ -81,7 +110,8 @@ def redact(text: str) -> str:
 
     def assignment(match: re.Match[str]) -> str:
         value = match.group("value")
-        return match.group(0).replace(value, REDACTED) if entropy(value) >= MIN_ENTROPY else match.group(0)
+        return match.group(0).replace(value, REDACTED) if looks_like_credential(match.group("name"), value) \
+            else match.group(0)
 
     return _ASSIGNMENT.sub(assignment, text)
 
