@@ -363,8 +363,9 @@ class RunEvidence:
     @cached_property
     def crashes(self) -> list[Crash]:
         """Every failure signature in the folder's logs and outputs, each with what recovered from it: training
-        that went on after it in the same file (a loss logged later, the final record, a success banner or the
-        progress bar further on) is a retry, a resume or a handled exception, not the run's end."""
+        that went on after it in the same file (a loss logged later, the final record, the progress bar further
+        on) is a retry, a resume or a handled exception, not the run's end. A success banner after it is a claim,
+        not training, and recovers nothing."""
         later: dict[str, tuple[int, str]] = {}
 
         def note(path: str, line: int | None, what: str) -> None:
@@ -376,9 +377,6 @@ class RunEvidence:
                 note(series.path, max(series.lines), "a loss logged")
         for final in self.final_records:
             note(final.path, final.line, "the final trainer record")
-        for signals in self.log_signals:
-            if signals.successes:
-                note(signals.path, signals.successes[-1], "a success banner")
         if self.progress is not None and self.training_log is not None:
             note(self.training_log.path, self.progress.line, "the progress bar")
         found = []
@@ -540,16 +538,11 @@ class RunEvidence:
 
     @cached_property
     def gpu_snapshot(self) -> GpuSnapshot | None:
-        """gpu_snapshot.json (NVML) or nvidia-smi text."""
-        name = self.first_existing(GPU_NAMES)
-        if name is None:
-            return None
-        from auditor.evidence.nvsmi import parse_nvidia_smi, parse_nvml_json
+        """gpu_snapshot.json (NVML), nvidia-smi text or `--query-gpu` CSV, by name, else by content (nvsmi)."""
+        from auditor.evidence.nvsmi import find_gpu_snapshot, read_gpu_snapshot
 
-        if name.endswith(".json"):
-            return parse_nvml_json(self.root / name, name)
-        doc = self.text(name)
-        return parse_nvidia_smi(doc.lines, name) if doc else None
+        name = find_gpu_snapshot(self.files, self.head)
+        return read_gpu_snapshot(self.folder, name) if name is not None else None
 
     @cached_property
     def ranks(self) -> list[RankRecord]:
@@ -569,16 +562,11 @@ class RunEvidence:
 
     @cached_property
     def env(self) -> list[EnvFacts]:
-        """Facts from every environment snapshot present."""
-        out = []
-        for name in ENV_NAMES:
-            if name in self.files:
-                doc = self.text(name)
-                if doc is not None:
-                    from auditor.evidence.envsnap import read_env
+        """Facts from every environment snapshot present, found by name, else by content (envsnap.env_files)."""
+        from auditor.evidence.envsnap import env_files, read_env
 
-                    out.append(read_env(doc))
-        return out
+        docs = (self.text(name) for name in env_files(self.files, self.head))
+        return [read_env(doc) for doc in docs if doc is not None]
 
     def env_fact(self, key: str) -> tuple[str, str, int | None] | None:
         """(value, path, line) of one environment fact from any snapshot."""

@@ -130,7 +130,10 @@ def check(ev: RunEvidence, ctx: GateContext) -> GateResult:
     if ev.independent_runs:
         return _run_set(ev.independent_runs)
     ended = [s for s in ev.metrics_sources if s.outcome is not None]
-    bad_ends = [s for s in ended if s.outcome is not None and not s.outcome.succeeded]
+    trained = any(s.count for s in ev.metrics_sources)
+    # a source's recorded end is the run's when it logged the training (or nothing else did): an analysis
+    # notebook with a cell never run says nothing of the training beside it
+    bad_ends = [s for s in ended if s.outcome is not None and not s.outcome.succeeded and (s.count or not trained)]
     if bad_ends and bad_ends[0].outcome is not None:
         first = bad_ends[0].outcome
         more = f" (+{len(bad_ends) - 1} more)" if len(bad_ends) > 1 else ""
