@@ -107,6 +107,7 @@ class RunEvidence:
         self._texts: dict[str, TextDoc | None] = {}
         self._heads: dict[str, bytes] = {}
         self._walk_cut: str | None = None
+        self._walk_errors: list[tuple[str, str]] = []
         self._inspected: dict[tuple[str, str], Checkpoint] = {}
         self._digests: dict[Path, tuple[int, int, str | None]] = {}
 
@@ -139,7 +140,11 @@ class RunEvidence:
         files: list[str] = []
         links: list[Symlink] = []
         real_root = os.path.realpath(self.root)
-        for directory, dirnames, filenames in os.walk(self.root, followlinks=False):
+        def unlisted(error: OSError) -> None:  # a folder that cannot be listed is reported, not skipped silently
+            where = Path(error.filename).relative_to(self.root).as_posix() if error.filename else "."
+            self._walk_errors.append((where, error.strerror or str(error)))
+
+        for directory, dirnames, filenames in os.walk(self.root, followlinks=False, onerror=unlisted):
             rel_dir = Path(directory).relative_to(self.root).as_posix()
             for name in sorted(dirnames + filenames):
                 full = Path(directory) / name
@@ -161,6 +166,11 @@ class RunEvidence:
     def walk_cut(self) -> str | None:
         """The first folder the bounded walk did not enter (more than MAX_WALK_DEPTH levels down), if any."""
         return self._walk_cut if self._walk is not None else None
+
+    @property
+    def unlisted(self) -> list[tuple[str, str]]:
+        """Folders the walk could not list (folder-relative path, why): their files were not read."""
+        return self._walk_errors if self._walk is not None else []
 
     @property
     def files(self) -> list[str]:

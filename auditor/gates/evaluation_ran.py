@@ -48,8 +48,18 @@ def check(ev: RunEvidence, ctx: GateContext) -> GateResult:
         line, why = preds.problems[0]
         return R("fail", f"{preds.problem_count} of {preds.count} predictions are unusable; first at "
                  f"{where(preds.path, line)}: {why}", ref(preds.path, line))
-    if expected is not None and preds.count != expected[0]:
-        return R("fail", f"{preds.count} predictions, but {expected[0]} expected "
-                 f"({where(expected[1].path, expected[1].line)})", ref(preds.path), expected[1])
-    matched = f", as expected ({where(expected[1].path, expected[1].line)})" if expected else ""
-    return R("pass", f"{preds.count} predictions, each with a non-empty text{matched}", ref(preds.path))
+    # examples are counted once however many predictions repeat them (identity: an id field, else the input)
+    repeats = preds.count - preds.distinct
+    counted = (f"{preds.count} predictions" if not repeats else
+               f"{preds.count} predictions, {preds.distinct} distinct example(s) (by {preds.identified_by})")
+    if expected is not None and preds.distinct != expected[0]:
+        return R("fail", f"{counted}, but {expected[0]} expected ({where(expected[1].path, expected[1].line)})",
+                 ref(preds.path, preds.first_repeat), expected[1])
+    if expected is not None:
+        return R("pass", f"{counted}, each with a non-empty text, as expected "
+                 f"({where(expected[1].path, expected[1].line)})", ref(preds.path))
+    if repeats:
+        return R("warn", f"{counted}: {repeats} line(s) repeat an earlier example, first at "
+                 f"{where(preds.path, preds.first_repeat)}; declare `eval.num_examples` so the distinct count is "
+                 "checked", ref(preds.path, preds.first_repeat))
+    return R("pass", f"{counted}, each with a non-empty text", ref(preds.path))

@@ -17,6 +17,7 @@ def check(ev: RunEvidence, ctx: GateContext) -> GateResult:
     findings = []
     scanned = 0
     cut: list[str] = []
+    unread: list[str] = []
     # in a metrics file, only what the reader did not match as numbers-only records can hold text
     free_text = {s.path: s.free_text() for s in ev.metrics_sources if s.kind == "metrics.jsonl"}
     for rel in ev.text_files():
@@ -28,6 +29,7 @@ def check(ev: RunEvidence, ctx: GateContext) -> GateResult:
         # through the one opener: a FIFO or a link out of the folder is not read (nor waited on)
         scan = scan_file(ev.folder, rel, PREFILTER_BYTES, PREFILTER_TEXT)
         if scan.unreadable:
+            unread.append(scan.unreadable)
             continue
         scanned += 1
         findings.extend(scan_numbered(scan.lines, rel))
@@ -38,6 +40,10 @@ def check(ev: RunEvidence, ctx: GateContext) -> GateResult:
         more = f" (+{len(findings) - 1} more)" if len(findings) > 1 else ""
         return R("fail", f"{first.kind} at {first.path}:{first.line} ({first.masked}){more}: revoke it and remove it "
                  "from the evidence (and the git history)", *[ref(f.path, f.line, f.kind) for f in findings[:10]])
+    unread += [f"{rel}/ cannot be listed ({why})" for rel, why in ev.unlisted]
+    if unread:
+        return R("warn", f"no credentials in {scanned} text file(s), but {unread[0]}"
+                 f"{f' (+{len(unread) - 1} more)' if len(unread) > 1 else ''}: not scanned")
     if cut:
         return R("warn", f"no credentials in the {SCAN_BYTES >> 30} GiB scanned of {cut[0]}"
                  f"{f' (+{len(cut) - 1} more)' if len(cut) > 1 else ''}, but it is longer: the rest was not scanned",

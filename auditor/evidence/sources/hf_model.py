@@ -44,7 +44,7 @@ class HfModelFolder(CheckpointSource):
         return found
 
     def inspect(self, folder: Folder, candidate: Candidate) -> Checkpoint:
-        ckpt = inspect_checkpoint(folder.root, folder.root / candidate.location if candidate.location else folder.root)
+        ckpt = inspect_checkpoint(folder, candidate.location)
         ckpt.step = candidate.step
         ckpt.summary = (f"{len(ckpt.files)} safetensors file(s), {ckpt.parameters:,} parameters, headers cover every "
                         "byte, config.json parses")
