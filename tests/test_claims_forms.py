@@ -202,8 +202,6 @@ def test_eval_loss_without_evaluation_evidence_is_never_the_train_loss(tmp_path:
     assert gate["status"] == "pass" and gate["message"].startswith("1 claimed figure(s)"), gate
 
 
-@pytest.mark.xfail(reason="metrics.py's MetricsSeries.add drops eval records (no 'loss' key): metrics.jsonl and "
-                          "trainer_state log_history eval_loss never reach series.evals", strict=False)
 def test_eval_loss_from_metrics_jsonl_eval_records(tmp_path: Path) -> None:
     evals = ({"step": 207, "eval_loss": 1.05, "epoch": 1.5}, {"step": 414, "eval_loss": 0.9132, "epoch": 3.0})
     bad = claims_gate(make_run(tmp_path, table("| Final eval loss | 0.66 |"), eval_records=evals))

@@ -171,6 +171,8 @@ class MetricsSeries:
         if later.grad_count:
             self.grad_last_finite = later.grad_last_finite
         self.grad_count += later.grad_count
+        self.evals.update(later.evals)
+        self.eval_count += later.eval_count
         self.final = later.final or self.final
         if later.max_step is not None and (self.max_step is None or later.max_step > self.max_step):
             self.max_step = later.max_step
@@ -200,6 +202,12 @@ class MetricsSeries:
             values = {k: v for k, v in ((k, as_float(record.get(k))) for k in record) if v is not None}
             self.final = FinalRecord(values=values, path=self.path, line=line if line > 0 else None, step=step)
             return
+        evals = [k for k in record if k.startswith(("eval_", "val_", "test_"))] if "loss" not in record else ()
+        if evals:  # an evaluation record (HF's eval_loss, Lightning's val_loss): its figures, last one kept
+            figures = {k: v for k, v in ((k, as_float(record[k])) for k in evals) if v is not None}
+            if figures:
+                self.evals.update(figures)
+                self.eval_count += 1
         grad = record.get("grad_norm")
         if grad is not None:
             if type(grad) is not float:
