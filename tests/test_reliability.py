@@ -275,3 +275,96 @@ def test_a_failure_after_the_last_training_record_still_fails(run_dir: Path) -> 
     with (run_dir / "training_log.txt").open("a") as handle:
         handle.write(f"{TRACE}\ntorch.OutOfMemoryError: CUDA out of memory.\n")
     assert _json(run_dir)["no_false_success"]["status"] == "fail"
+
+
+# -- digest games --------------------------------------------------------------------------------------------
+def test_every_digest_source_must_agree(tmp_path: Path) -> None:
+    """A changed file with a fresh SHA256SUMS beside a manifest that still records the old digest passed: the
+    SHA256SUMS entry won and the manifest's was never checked."""
+    import hashlib
+
+    folder = _command_run(tmp_path)
+    log = folder / "training_log.txt"
+    log.write_text(log.read_text().replace("loss 2.950", "loss 2.000"))
+    (folder / "SHA256SUMS").write_text(f"{hashlib.sha256(log.read_bytes()).hexdigest()}  training_log.txt\n")
+    complete = _json(folder)["evidence_complete"]
+    # the first problem named is SHA256SUMS itself (written after sealing); the digest mismatch refers to the log
+    assert complete["status"] == "fail" and "training_log.txt" in [e["path"] for e in complete["evidence"]]
+
+
+def test_a_removed_manifest_does_not_buy_the_seed_style_reading(tmp_path: Path) -> None:
+    folder = _command_run(tmp_path)
+    (folder / "run_manifest.json").unlink()
+    manifest = _json(folder)["manifest_valid"]
+    assert manifest["status"] == "fail" and "env_snapshot.json was written by `audit run`" in manifest["message"]
+
+
+def test_digests_ids_and_masked_values_are_not_credentials(run_dir: Path) -> None:
+    (run_dir / "cache_info.txt").write_text(
+        "cache_key = sha256:3f2a9b8c7d6e5f4a3b2c1d0e9f8a7b6c5d4e3f2a1b0c9d8e7f6a5b4c3d2e1f0a\n"
+        "run_token: 123e4567-e89b-12d3-a456-426614174000\n"
+        "HF_TOKEN=hf_****************************************\n"
+        "OPENAI_API_KEY=${OPENAI_API_KEY_FROM_VAULT_STORE}\n"
+        "dataset_key: train/shard-00001-of-00008.parquet\n"
+        "state_key = model.layers.0.self_attn.q_proj.weight\n")
+    assert _json(run_dir)["no_secrets"]["status"] == "pass"
+
+
+@pytest.mark.parametrize("line", ["WANDB_API_KEY=9f8e7d6c5b4a39281706f5e4d3c2b1a0ffee1234",
+                                  "key = AIza" + "SyD4x9Kq2Lm7Np3Rs8Tv1Wx6Yz0Ab5Cd2Ef",
+                                  "GITLAB=glpat-" + "aB3dE5gH7jK9mN1pQ3sT"])
+def test_provider_formats_and_named_keys_are_credentials(run_dir: Path, line: str) -> None:
+    (run_dir / "notes.txt").write_text(line + "\n")
+    assert _json(run_dir)["no_secrets"]["status"] == "fail"
+
+
+def test_an_analysis_notebook_beside_the_training_does_not_decide_its_end(run_dir: Path) -> None:
+    """A notebook with a cell never run failed training_completed for a run it did not record."""
+    (run_dir / "analysis.ipynb").write_text(json.dumps({"cells": [{"cell_type": "code", "source": ["plot()"],
+                                                                    "outputs": [], "execution_count": None}],
+                                                         "metadata": {}, "nbformat": 4, "nbformat_minor": 5}))
+    assert _json(run_dir)["training_completed"]["status"] == "pass"
+
+
+def test_unreadable_files_and_folders_are_named_not_skipped(run_dir: Path,
+                                                          tmp_path_factory: pytest.TempPathFactory) -> None:
+    """PermissionError ended verify in an internal error, then unreadable files were skipped in silence (a pass
+    for no_secrets over the files it could read). As root the check runs in process under uid 65534."""
+    from auditor.render import RENDERERS, render
+    from auditor.verify import VerifyOptions, execute
+
+    locked = run_dir / "locked"
+    locked.mkdir()
+    (locked / "notes.txt").write_text("hidden\n")
+    for path in (run_dir / "training_log.txt", locked):
+        path.chmod(0)
+    for path in [run_dir, *run_dir.rglob("*")]:
+        if path not in (run_dir / "training_log.txt", locked) and not path.is_relative_to(locked):
+            path.chmod(0o755 if path.is_dir() else 0o644)
+    base = tmp_path_factory.getbasetemp().parent  # pytest's private pytest-of-<user>: uid 65534 must pass it
+    for parent in run_dir.parents:
+        if not parent.is_relative_to(base):
+            break
+        parent.chmod(0o755)
+    execute(VerifyOptions(run_dirs=[run_dir]))  # everything a verify imports is imported as the test's user
+    root = os.geteuid() == 0
+    if root:
+        os.setegid(65534)
+        os.seteuid(65534)
+    try:
+        report = execute(VerifyOptions(run_dirs=[run_dir]))
+    finally:
+        if root:
+            os.seteuid(0)
+            os.setegid(0)
+    for fmt in RENDERERS:
+        render(fmt, report)
+    gates = {g.id: g for g in report.runs[0].gates}
+    assert not [g for g in gates.values() if "internal error" in g.message]
+    complete = gates["evidence_complete"].message
+    assert gates["evidence_complete"].status == "fail" and "Permission denied" in complete
+    paths = [e.path for e in gates["evidence_complete"].evidence]
+    assert "training_log.txt" in paths and "locked" in paths
+    assert gates["no_secrets"].status == "warn" and "not scanned" in gates["no_secrets"].message
+    for path in (run_dir / "training_log.txt", locked):
+        path.chmod(0o755)

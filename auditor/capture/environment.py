@@ -45,7 +45,8 @@ def start_probe(python: str, env: dict[str, str]) -> subprocess.Popen[str] | str
     nice = shutil.which("nice")
     try:
         return subprocess.Popen([*([nice, "-n", "19"] if nice else []), python, str(script)], env=env,
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True)
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True,
+                                start_new_session=True)  # the user's Ctrl-C is for the training, not the probe
     except OSError as exc:
         return f"{type(exc).__name__}: {exc}"[:300]
 

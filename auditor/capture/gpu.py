@@ -162,6 +162,7 @@ class Sampler:
         self.rounds = 0
         self.cpu_seconds = 0.0
         self.smi_taken = False
+        self.error: str | None = None
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._start = time.monotonic()
@@ -184,13 +185,16 @@ class Sampler:
         self.cpu_seconds += time.thread_time() - cpu
 
     def _run(self, pid: int) -> None:
-        with (self.folder / "gpu_samples.jsonl").open("a", encoding="utf-8") as out:
-            while True:
-                self.sample_once(pid, out)
-                if self.rounds == SMI_AFTER_ROUNDS:
-                    self.take_smi()
-                if self._stop.wait(self.interval):
-                    break
+        try:
+            with (self.folder / "gpu_samples.jsonl").open("a", encoding="utf-8") as out:
+                while True:
+                    self.sample_once(pid, out)
+                    if self.rounds == SMI_AFTER_ROUNDS:
+                        self.take_smi()
+                    if self._stop.wait(self.interval):
+                        break
+        except OSError as exc:  # a full disk ends the sampling, not the run (and prints no thread traceback)
+            self.error = f"sampling stopped: {exc.strerror or exc}"
 
     def take_smi(self) -> None:
         """nvidia-smi's own text, when the binary exists (kept byte for byte as gpu_snapshot.txt)."""
@@ -205,7 +209,10 @@ class Sampler:
         except (OSError, subprocess.TimeoutExpired):
             return
         if done.stdout.strip():
-            write_atomic(self.folder / "gpu_snapshot.txt", done.stdout)
+            try:
+                write_atomic(self.folder / "gpu_snapshot.txt", done.stdout)
+            except OSError as exc:
+                self.error = f"gpu_snapshot.txt not written: {exc.strerror or exc}"
 
     def stop(self) -> dict[str, Any]:
         """Stop the thread (after one last round) and say what it cost."""
@@ -215,7 +222,8 @@ class Sampler:
         self.take_smi()
         self.source.close()
         return {"samples": self.rounds, "interval_s": self.interval,
-                "cpu_ms_per_sample": round(1000 * self.cpu_seconds / self.rounds, 3) if self.rounds else None}
+                "cpu_ms_per_sample": round(1000 * self.cpu_seconds / self.rounds, 3) if self.rounds else None,
+                **({"error": self.error} if self.error else {})}
 
 
 def start_capture(folder: Path, interval: float) -> tuple[Sampler | None, dict[str, Any]]:

@@ -1,13 +1,16 @@
 """`audit run`: make the folder, preflight, launch, capture, write the manifest, verify.
 
 The manifest is written atomically with status `running` before launch and refreshed by a heartbeat; the final
-outcome replaces it after the child ends. Evidence is never lost: the log is appended as it arrives, metrics
-are flushed per line by auditor.runtime, and a wrapper that dies leaves a `running` manifest that verify
-reports as abandoned.
+outcome replaces it after the child ends, with every file's digest (`sealed_at`: a file added later is reported
+by verify). Evidence is never lost: the log is appended as it arrives, metrics are flushed per line by
+auditor.runtime, and a wrapper that dies leaves a `running` manifest that verify reports as abandoned. A
+capture that cannot finish (the disk filled, the command could not start, a Ctrl-C while evidence is collected)
+still replaces the `running` manifest, with the reason, and ends in one `Error:` line (exit 2).
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import shutil
@@ -20,16 +23,17 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from auditor.capture.environment import finish_probe, interpreter_of, snapshot, start_probe
-from auditor.capture.files import FolderLock, utc_now, write_json_atomic
+from auditor.capture.files import LOCK_NAME, FolderLock, utc_now, write_json_atomic
 from auditor.capture.git import capture_git
 from auditor.capture.gpu import start_capture
 from auditor.capture.outputs import MAX_ENTRIES, OutputWatch
-from auditor.capture.process import ProcessResult, run_child
+from auditor.capture.process import ChildNotStarted, Interrupts, ProcessResult, run_child
 from auditor.capture.torchrun import python_target, tidy_rank_logs, torchrun_command
 from auditor.errors import AuditInputError
 from auditor.evidence.digests import sha256_files
 from auditor.evidence.secrets import redact
 from auditor.models import Artifact, GitInfo, Outcome, Plan, RunManifest
+from auditor.models.manifest import LeftoverProcess, RunStatus
 from auditor.runtime import ENV_RUN_DIR, METRICS
 from auditor.schemas import to_jsonable
 
@@ -88,9 +92,17 @@ def run_folder(request: RunRequest) -> Path:
 
 
 def _artifacts(folder: Path) -> list[Artifact]:
-    """Every file of the folder (the manifest and the lock excepted) with its sha256, size and role."""
-    files = sorted(p for p in folder.rglob("*") if p.is_file() and not p.name.startswith(".")
-                   and p.name != MANIFEST)
+    """Every file of the folder (the manifest, the lock and temp files excepted) with its sha256, size and role:
+    verify reports a file missing from this list as written after the run (sealed_at)."""
+    files = []
+    for directory, dirnames, filenames in os.walk(folder, followlinks=False):
+        dirnames.sort()
+        for name in filenames:
+            path = Path(directory) / name
+            ours = name == LOCK_NAME or (name.startswith(".") and name.endswith(".tmp")) or path == folder / MANIFEST
+            if not ours and path.is_file() and not path.is_symlink():
+                files.append(path)  # evidence is regular files: no links, no FIFOs (hashing one would block)
+    files.sort()
     digests = sha256_files(files)
     out = []
     for path in files:
@@ -136,7 +148,8 @@ class ManifestWriter:
         def beat() -> None:
             while not self._stop.wait(interval):
                 self.manifest.outcome.heartbeat_at = utc_now()
-                self.write()
+                with contextlib.suppress(OSError):  # a full disk: the next beat retries, the final write reports
+                    self.write()
 
         self._thread = threading.Thread(target=beat, name="audit-heartbeat", daemon=True)
         self._thread.start()
@@ -174,18 +187,22 @@ def execute_run(request: RunRequest, runner: Runner, echo: Any = None) -> tuple[
     lock = FolderLock(folder)
     lock.acquire()
     try:
-        return folder, _run_locked(request, runner, spec, folder, echo)
+        return folder, _run_locked(request, runner, spec, folder, echo, lock)
     finally:
         lock.release()
 
 
-def _run_locked(request: RunRequest, runner: Runner, spec: LaunchSpec, folder: Path, echo: Any) -> ProcessResult:
+def _run_locked(request: RunRequest, runner: Runner, spec: LaunchSpec, folder: Path, echo: Any,
+                lock: FolderLock) -> ProcessResult:
     run_id = folder.name
     config_rel = None
-    if request.config is not None:
-        config_rel = f"{run_id}_config{request.config.suffix or '.yaml'}"
-        shutil.copyfile(request.config, folder / config_rel)
-    git = capture_git(Path.cwd(), folder)
+    try:
+        if request.config is not None:
+            config_rel = f"{run_id}_config{request.config.suffix or '.yaml'}"
+            shutil.copyfile(request.config, folder / config_rel)
+        git = capture_git(Path.cwd(), folder)
+    except OSError as exc:
+        raise AuditInputError(f"cannot write into {folder}: {exc.strerror or exc}") from None
     command = spec.command
     if request.nproc_per_node > 1:
         command = torchrun_command(spec.command, request.nproc_per_node, folder)
@@ -199,9 +216,45 @@ def _run_locked(request: RunRequest, runner: Runner, spec: LaunchSpec, folder: P
         git=git if git is not None else GitInfo(),
     )
     writer = ManifestWriter(folder, manifest)
-    writer.write()
-    writer.start_heartbeat()
-    env = {**os.environ, **spec.env, ENV_RUN_DIR: str(folder.resolve()), "PYTHONUNBUFFERED": "1"}
+    with Interrupts() as interrupts:
+        try:
+            writer.write()
+        except OSError as exc:
+            raise AuditInputError(f"cannot write {writer.path}: {exc.strerror or exc}") from None
+        result: ProcessResult | None = None
+        try:
+            writer.start_heartbeat()
+            env = {**os.environ, **spec.env, ENV_RUN_DIR: str(folder.resolve()), "PYTHONUNBUFFERED": "1"}
+            result, probe, gpu_facts = _launch(request, spec, folder, command, env, echo, interrupts)
+            if result.capture_error is None:
+                interrupts.collecting = True
+                _warn_leftovers(result.leftovers)
+                _seal(request, runner, spec, folder, writer, result, watch, env, probe, gpu_facts)
+                return result
+            failure: tuple[RunStatus, str] = ("failed", result.capture_error)
+        except ChildNotStarted as exc:
+            interrupts.finalising = True
+            _record_end(writer, lock, None, "failed", f"cannot start {command[0]!r}: {exc}")
+            raise AuditInputError(f"cannot start {command[0]!r}: {exc}") from None
+        except KeyboardInterrupt as exc:
+            failure = (result.status if result is not None else "interrupted",
+                       f"audit run was interrupted ({exc or 'SIGINT'}) while collecting the evidence: no artifacts "
+                       "recorded")
+        except OSError as exc:  # the disk filled, or the folder went away: the evidence cannot be kept
+            where = f"{exc.filename}: " if exc.filename else ""
+            failure = ("failed", f"cannot write the run's evidence: {where}{exc.strerror or exc}")
+        except Exception as exc:  # a bug, or a runner's refusal: still never leave the manifest `running`
+            interrupts.finalising = True
+            why = str(exc) if isinstance(exc, AuditInputError) else f"audit run failed: {type(exc).__name__}: {exc}"
+            _record_end(writer, lock, result, "failed", why)
+            raise
+        interrupts.finalising = True
+        raise AuditInputError(_record_end(writer, lock, result, *failure))
+
+
+def _launch(request: RunRequest, spec: LaunchSpec, folder: Path, command: list[str], env: dict[str, str], echo: Any,
+            interrupts: Interrupts) -> tuple[ProcessResult, list[subprocess.Popen[str] | str], dict[str, Any]]:
+    """Start the GPU sampler and the status line, run the child, stop them again (whatever happened)."""
     sampler, gpu_facts = start_capture(folder, request.sample_interval)
     probe: list[subprocess.Popen[str] | str] = []
 
@@ -217,21 +270,32 @@ def _run_locked(request: RunRequest, runner: Runner, spec: LaunchSpec, folder: P
         status = StatusLine(sys.stdout.buffer, folder / METRICS, spec.plan.max_steps)
     try:
         result = run_child(command, env, Path.cwd(), folder / LOG, echo=echo or status or sys.stdout.buffer,
-                           on_start=on_start)
-    except OSError as exc:
-        if sampler is not None:
-            sampler.stop()
+                           on_start=on_start, interrupts=interrupts)
+    finally:
         if status is not None:
-            status.close()
-        writer.stop_heartbeat()
-        manifest.outcome = Outcome(status="failed", started_at=started, ended_at=utc_now(),
-                                   host=manifest.outcome.host, wrapper_pid=os.getpid())
-        writer.write()
-        raise AuditInputError(f"cannot start {command[0]!r}: {exc.strerror or exc}") from None
-    if status is not None:
-        status.close()
-    if sampler is not None:
-        gpu_facts["nvml_sampler"] = sampler.stop()
+            with contextlib.suppress(OSError):
+                status.close()
+        if sampler is not None:
+            gpu_facts["nvml_sampler"] = sampler.stop()
+    return result, probe, gpu_facts
+
+
+def _warn_leftovers(leftovers: list[LeftoverProcess] | None) -> None:
+    if not leftovers:
+        return
+    shown = "; ".join(f"pid {p.pid}: {p.command or '?'}"[:120] for p in leftovers[:3])
+    more = f" (+{len(leftovers) - 3} more)" if len(leftovers) > 3 else ""
+    print(f"audit run: warning: {len(leftovers)} process(es) of the training still ran after it ended and were "
+          f"sent SIGTERM ({shown}{more}); recorded in run_manifest.json outcome.leftover_processes",
+          file=sys.stderr, flush=True)
+
+
+def _seal(request: RunRequest, runner: Runner, spec: LaunchSpec, folder: Path, writer: ManifestWriter,
+          result: ProcessResult, watch: OutputWatch, env: dict[str, str], probe: list[subprocess.Popen[str] | str],
+          gpu_facts: dict[str, Any]) -> None:
+    """After the child: collect the runner's and the working directory's evidence, the environment, and write the
+    final manifest with every file's digest (the folder is sealed: a file added later is reported by verify)."""
+    manifest = writer.manifest
     writer.stop_heartbeat()
     tidy_rank_logs(folder)
     facts = runner.collect(request, spec, folder)
@@ -250,9 +314,33 @@ def _run_locked(request: RunRequest, runner: Runner, spec: LaunchSpec, folder: P
     env_doc["launcher"] = "torchrun" if request.nproc_per_node > 1 else "direct"
     write_json_atomic(folder / "env_snapshot.json", env_doc)
     manifest.environment = {k: v for k, v in env_doc.items() if isinstance(v, (str, int, float, bool))}
-    manifest.outcome = Outcome(status=result.status, exit_code=result.exit_code, signal=result.signal,
-                               started_at=started, ended_at=utc_now(), heartbeat_at=utc_now(),
-                               wall_seconds=result.wall_seconds, host=manifest.outcome.host, wrapper_pid=os.getpid())
+    manifest.outcome = _outcome(manifest.outcome, result, result.status, result.reason)
+    manifest.sealed_at = utc_now()
     manifest.artifacts = _artifacts(folder)
     writer.write()
-    return result
+
+
+def _outcome(running: Outcome, result: ProcessResult | None, status: RunStatus, reason: str | None) -> Outcome:
+    now = utc_now()
+    return Outcome(status=status, exit_code=result.exit_code if result else None,
+                   signal=result.signal if result else None, started_at=running.started_at, ended_at=now,
+                   heartbeat_at=now, wall_seconds=result.wall_seconds if result else None, host=running.host,
+                   wrapper_pid=os.getpid(), reason=reason, leftover_processes=result.leftovers if result else None)
+
+
+def _record_end(writer: ManifestWriter, lock: FolderLock, result: ProcessResult | None, status: RunStatus,
+                reason: str) -> str:
+    """Replace the `running` manifest with how the run ended when its capture could not finish, without artifacts
+    (nothing is sealed); returns the `Error:` message. The lock goes first: its reserved blanks make room for
+    this write on a full disk (the folder is not empty, so no other run can start in it meanwhile)."""
+    writer.stop_heartbeat()
+    lock.release()
+    manifest = writer.manifest
+    manifest.outcome = _outcome(manifest.outcome, result, status, reason)
+    manifest.artifacts, manifest.sealed_at = [], None
+    try:
+        writer.write()
+    except OSError as exc:
+        return (f"{writer.path.parent}: {reason}; run_manifest.json could not be updated either "
+                f"({exc.strerror or exc}): it still says running, and verify reports the run abandoned")
+    return f"{writer.path.parent}: {reason}; run_manifest.json records the run as {status}"

@@ -5,7 +5,9 @@ from __future__ import annotations
 import stat
 from pathlib import Path
 
+from auditor.evidence.paths import relative_name
 from auditor.evidence.run import MAX_WALK_DEPTH, RunEvidence
+from auditor.evidence.text import MAX_TEXT_BYTES
 from auditor.gates.base import GateContext, Results, gate, ref, where
 from auditor.models import EvidenceRef, GateResult
 
@@ -21,15 +23,23 @@ def check(ev: RunEvidence, ctx: GateContext) -> GateResult:
     if ev.walk_cut:
         problems.append((f"{ev.walk_cut} lies more than {MAX_WALK_DEPTH} folders deep: nothing below it was read; "
                          "keep evidence within that depth", ref(ev.walk_cut)))
+    for rel, why in ev.unlisted:
+        problems.append((f"{rel}/ cannot be listed ({why}): nothing in it was read; make it readable", ref(rel)))
     if not ev.log_files and not ev.format_logs:
         problems.append(("no training log (training_log.txt)", ref("training_log.txt")))
     # the log `audit run` captured is empty when the command printed nothing: a fact, not a gap, where the
     # training's evidence is in other files (TensorBoard, W&B, ...)
     silent = ev.run_manifest is not None and any(s.records for s in ev.metrics_sources)
     for rel in ev.files:
-        info = ev.path(rel).lstat()
+        try:
+            info = ev.path(rel).lstat()
+        except OSError:  # listed a moment ago, gone now: something is still writing the folder
+            problems.append((f"{rel} disappeared while the folder was read: is a run still writing it?", ref(rel)))
+            continue
         if not stat.S_ISREG(info.st_mode):
             problems.append((f"{rel} is not a regular file (a FIFO, socket or device): it is not read", ref(rel)))
+        elif (unreadable := ev.folder.unreadable(rel)) is not None:
+            problems.append((f"{unreadable}: its evidence is not read; make it readable", ref(rel)))
         elif info.st_size == 0 and not (silent and rel == "training_log.txt"):
             problems.append((f"{rel} is empty", ref(rel)))
     for rel, (why, line) in ev.templates.items():
@@ -48,39 +58,65 @@ def check(ev: RunEvidence, ctx: GateContext) -> GateResult:
         first = problems[0][0]
         more = f" (+{len(problems) - 1} more problem(s))" if len(problems) > 1 else ""
         return R("fail", first + more, *[p for _, p in problems[:10]])
+    cut = [rel for rel in ev.log_files if ev.folder.size(rel) > MAX_TEXT_BYTES]
+    if cut:  # read as text up to the limit: metrics and claims past it were not seen (the scans read it all)
+        return R("warn", f"{cut[0]} is longer than the {MAX_TEXT_BYTES >> 20} MiB text limit: lines past it were not "
+                 "read for metrics or progress (credential and failure scans read the whole file); "
+                 f"{digest_checks} {digest_note}", *[ref(rel) for rel in cut[:10]])
     return R("pass", f"{len(ev.files)} files present and non-empty, no templates, {digest_checks} {digest_note}")
 
 
+def _may_follow_sealing(rel: str) -> bool:
+    """Files a sealed folder may gain: the manifest, the run lock and temp files, and what `audit summary`
+    renders at the top (<name>_summary.md, whose claims claims_consistent checks, and its plots)."""
+    name = rel.rsplit("/", 1)[-1]
+    return (rel in ("run_manifest.json", ".audit.lock") or (name.startswith(".") and name.endswith(".tmp"))
+            or ("/" not in rel and name.endswith(("_summary.md", "_loss.png", "_gpu.png"))))
+
+
 def _digests(ev: RunEvidence, ctx: GateContext, problems: list[tuple[str, EvidenceRef]]) -> tuple[str, str]:
-    expected: dict[str, tuple[str, EvidenceRef]] = {}
+    expected: dict[str, list[tuple[str, EvidenceRef]]] = {}  # every digest source of a file must agree
     sums = ev.sha256sums
     if sums is not None:
         entries, bad = sums
         for line in bad[:3]:
             problems.append((f"SHA256SUMS:{line} is not in `sha256sum` format", ref("SHA256SUMS", line)))
         for entry in entries:
-            expected[entry.path] = (entry.digest, ref("SHA256SUMS", entry.line))
+            expected.setdefault(entry.path, []).append((entry.digest.lower(), ref("SHA256SUMS", entry.line)))
     manifest = ev.run_manifest
     if manifest is not None:
         for artifact in manifest.artifacts:
-            expected.setdefault(artifact.path, (artifact.sha256, ref("run_manifest.json", note=artifact.path)))
+            expected.setdefault(artifact.path, []).append((artifact.sha256.lower(),
+                                                           ref("run_manifest.json", note=artifact.path)))
+        if manifest.sealed_at:  # `audit run` listed every file: one it did not list came later
+            sealed = {artifact.path for artifact in manifest.artifacts}
+            for rel in ev.files:
+                if rel not in sealed and not _may_follow_sealing(rel):
+                    problems.append((f"{rel} was written after the run was sealed ({manifest.sealed_at}): "
+                                     "run_manifest.json does not list it", ref(rel)))
     if not expected:
         return "no digest list", "(add SHA256SUMS or record the run with `audit run`)"
     to_hash: dict[str, Path] = {}
-    for rel, (_, pointer) in expected.items():
+    listed = set(ev.files)
+    for rel, recorded in expected.items():
+        pointer = recorded[0][1]
         path = ev.contained(rel)
+        name = relative_name(ev.root, path) if path is not None else None
         if path is None:
             problems.append((f"{where(pointer.path, pointer.line)} names {rel!r}, a path outside the folder", pointer))
-        elif not path.is_file():
-            problems.append((f"{where(pointer.path, pointer.line)} lists {rel}, which is missing", pointer))
+        elif name not in listed:
+            problems.append((f"{where(pointer.path, pointer.line)} lists {rel}, which is missing (or not a regular "
+                             "file of the folder)", pointer))
         else:
             to_hash[rel] = path
     if ctx.options.quick:
         return f"{len(expected)} listed file(s) present;", "digests not checked (--quick)"
     actual = ev.sha256(to_hash.values())
     for rel, path in to_hash.items():
-        digest, pointer = expected[rel]
-        if actual.get(path) != digest:
-            problems.append((f"{rel} does not match its sha256 in {where(pointer.path, pointer.line)}: the file "
-                             "changed after it was recorded", ref(rel)))
+        for digest, pointer in expected[rel]:
+            if actual.get(path) != digest:
+                others = [where(p.path, p.line) for d, p in expected[rel] if d == actual.get(path)]
+                agree = f" (though {', '.join(others)} lists the new digest)" if others else ""
+                problems.append((f"{rel} does not match its sha256 in {where(pointer.path, pointer.line)}{agree}: "
+                                 "the file changed after it was recorded", ref(rel)))
     return f"{len(to_hash)} digest(s)", "match"

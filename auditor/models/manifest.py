@@ -12,6 +12,19 @@ RunStatus = Literal["running", "succeeded", "failed", "killed", "interrupted"]
 
 
 @dataclass(kw_only=True)
+class LeftoverProcess:
+    """A process of the training still alive after the training's own process ended."""
+
+    __pydantic_config__: ClassVar[dict[str, str]] = {"extra": "forbid"}
+
+    pid: int
+    command: str | None = field(default=None, metadata={"description": "its command line (secrets redacted)"})
+    held_output: bool = field(
+        default=False, metadata={"description": "it still held the training's stdout/stderr open"}
+    )
+
+
+@dataclass(kw_only=True)
 class Outcome:
     """How the run ended. `running` with a stale heartbeat means the wrapper died (abandoned)."""
 
@@ -28,6 +41,16 @@ class Outcome:
         default=None, metadata={"description": "pid of the `audit run` wrapper (a dead one on `host` = abandoned)"}
     )
     wall_seconds: float | None = field(default=None, metadata={"ge": 0})
+    reason: str | None = field(
+        default=None,
+        metadata={"description": "why `audit run` ended or recorded the run this way, when the status alone does not "
+                  "say (the disk filled, a command that could not start, a second signal that killed the training)"},
+    )
+    leftover_processes: list[LeftoverProcess] | None = field(
+        default=None,
+        metadata={"description": "processes of the training (its session or process group, or holding its output) "
+                  "still alive when its own process had ended; `audit run` sent each SIGTERM. Null: not checked"},
+    )
 
 
 @dataclass(kw_only=True)
@@ -75,6 +98,11 @@ class RunManifest:
     environment: dict[str, str | int | float | bool | None] = field(default_factory=dict)
     git: GitInfo | None = None
     artifacts: list[Artifact] = field(default_factory=list)
+    sealed_at: str | None = field(
+        default=None,
+        metadata={"description": "when `audit run` recorded `artifacts` as every file of the folder (this manifest "
+                  "and dot-files excepted): a file not listed was written after the run"},
+    )
     claims: dict[str, float] = field(
         default_factory=dict,
         metadata={"description": "figures the run reports about itself, e.g. total_steps, final_loss"},
