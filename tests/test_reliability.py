@@ -368,3 +368,27 @@ def test_unreadable_files_and_folders_are_named_not_skipped(run_dir: Path,
     assert gates["no_secrets"].status == "warn" and "not scanned" in gates["no_secrets"].message
     for path in (run_dir / "training_log.txt", locked):
         path.chmod(0o755)
+
+
+def test_a_running_runs_manifest_is_not_a_template(tmp_path: Path) -> None:
+    """A manifest that validates holds nulls where a run has no value yet: the null-share rule called the
+    manifest of a running run a template."""
+    import subprocess
+    import time
+
+    folder, copy = tmp_path / "running", tmp_path / "copy"
+    proc = subprocess.Popen([sys.executable, "-m", "auditor", "run", "--runner", "command", "--out", str(folder), "--",
+                             sys.executable, "-c", "import time; print('step 1/2 loss 1.0', flush=True); "
+                             "time.sleep(8)"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        for _ in range(300):
+            manifest = folder / "run_manifest.json"
+            if manifest.is_file() and '"running"' in manifest.read_text():
+                shutil.copytree(folder, copy, ignore=shutil.ignore_patterns(".audit.lock"))
+                break
+            time.sleep(0.05)
+    finally:
+        proc.wait(timeout=120)
+    gates = _json(copy)
+    assert gates["manifest_valid"]["status"] == "pass", gates["manifest_valid"]["message"]
+    assert "template" not in gates["evidence_complete"]["message"], gates["evidence_complete"]["message"]

@@ -334,7 +334,9 @@ class RunEvidence:
             if self.folder.size(rel) > TEMPLATE_SCAN_LIMIT:
                 continue
             doc = self.text(rel)
-            problem = template_problem(doc) if doc is not None else None
+            # a manifest that validates says null where a run has no value yet (running, failed): not a template
+            schema_nulls = rel == "run_manifest.json" and self.is_auditor_manifest and not self.manifest_errors
+            problem = template_problem(doc, nulls_mean_template=not schema_nulls) if doc is not None else None
             if problem:
                 found[rel] = problem
         return found

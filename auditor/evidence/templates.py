@@ -41,13 +41,14 @@ def _unquoted_marker(line: str) -> re.Match[str] | None:
     return None
 
 
-def template_problem(doc: TextDoc) -> tuple[str, int | None] | None:
-    """Why a small text file looks like a template (placeholder marker, or JSON mostly null), if it does."""
+def template_problem(doc: TextDoc, nulls_mean_template: bool = True) -> tuple[str, int | None] | None:
+    """Why a small text file looks like a template (placeholder marker, or JSON mostly null, unless the file is
+    a document whose schema gives null a meaning), if it does."""
     for number, line in enumerate(doc.lines, start=1):
         match = _unquoted_marker(line)
         if match:
             return f"placeholder text {match.group(0)!r}", number
-    if doc.path.endswith(".json"):
+    if doc.path.endswith(".json") and nulls_mean_template:
         try:
             data = load_json(doc.text)
         except ValueError:
