@@ -392,3 +392,10 @@ def test_a_running_runs_manifest_is_not_a_template(tmp_path: Path) -> None:
     gates = _json(copy)
     assert gates["manifest_valid"]["status"] == "pass", gates["manifest_valid"]["message"]
     assert "template" not in gates["evidence_complete"]["message"], gates["evidence_complete"]["message"]
+
+
+def test_a_model_name_the_checkpoint_contradicts_fails(run_dir: Path) -> None:
+    config = run_dir / "tiny_config.yaml"
+    config.write_text(config.read_text().replace("name: tiny-gpt2-bytes", "name: meta-llama/Llama-2-7b-hf"))
+    gate = _json(run_dir)["model_matches_config"]
+    assert gate["status"] == "fail" and "7" in gate["message"] and "34,688" in gate["message"]

@@ -45,8 +45,6 @@ RUN_FOLDER_MARKERS = (
     "gpu_samples.jsonl", "training_log.txt", "eval_log.txt", "predictions.jsonl", "SHA256SUMS",
     "training_output",
 )
-ENV_NAMES = ("env_snapshot.json", "env_snapshot.txt", "env_info.txt", "collect_env.txt", "torch_version.txt")
-GPU_NAMES = ("gpu_snapshot.json", "gpu_snapshot.txt", "nvidia_smi.txt", "nvidia-smi.txt")
 # the manifest, and a model's own answers (a code model's prediction may well print a traceback)
 NOT_OUTPUT_FILES = ("run_manifest.json", "predictions.jsonl")
 NOT_OUTPUT_SUFFIXES = (".py", ".sh", ".yaml", ".yml", ".toml", ".cfg", ".ini", ".md")  # code, configs, prose

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 
 from auditor.evidence.metrics import FinalRecord, MetricsSeries
 from auditor.evidence.run import RunEvidence
+from auditor.evidence.support import unsupported_claims
 from auditor.gates.base import GateContext, Results, gate, ref, where
 from auditor.models import Claim, EvidenceRef, GateResult, LossRow
 
@@ -301,8 +302,12 @@ def check(ev: RunEvidence, ctx: GateContext) -> GateResult:
         first = audit.failures[0][0]
         more = f" (+{len(audit.failures) - 1} more mismatch(es))" if len(audit.failures) > 1 else ""
         return R("fail", first + more, *[p for _, p in audit.failures[:10]])
+    for field_name, value, why in unsupported_claims(ev):  # what the manifest says the run was, unsupported
+        audit.warnings.append((f"run_manifest.json declares {field_name} {value!r}, but nothing in the evidence "
+                               f"supports it: {why}", ref("run_manifest.json", note=field_name)))
     if audit.warnings:
-        return R("warn", audit.warnings[0][0], *[p for _, p in audit.warnings[:10]])
+        more = f" (+{len(audit.warnings) - 1} more)" if len(audit.warnings) > 1 else ""
+        return R("warn", audit.warnings[0][0] + more, *[p for _, p in audit.warnings[:10]])
     if audit.checked == 0:
         return R("skip", "no claimed figures found to check (no summary tables, no manifest claims)")
     return R("pass", f"{audit.checked} claimed figure(s) match the evidence within their displayed precision")

@@ -6,6 +6,7 @@ import re
 from typing import Any
 
 from auditor.evidence.checkpoint import Checkpoint
+from auditor.evidence.model_size import checkpoint_parameters, declared_models, size_contradictions
 from auditor.evidence.run import RunEvidence
 from auditor.gates.base import GateContext, Results, gate, ref
 from auditor.models import GateResult
@@ -23,23 +24,12 @@ SYNONYMS: tuple[tuple[str, ...], ...] = (
     ("head_dim",),
     ("model_type",),
 )
-_SIZE_IN_NAME = re.compile(r"(?<![\d.])(\d+(?:\.\d+)?)\s*([mb])\b", re.I)
-SIZE_TOLERANCE = 0.5
+COUNT_TOLERANCE = 0.5
 EMBEDDINGS = (".embed_tokens.weight", ".wte.weight", ".word_embeddings.weight", ".tok_embeddings.weight")
 
 
 def _lookup(config: dict, names: tuple[str, ...]) -> object:
     return next((config[n] for n in names if n in config and config[n] is not None), None)
-
-
-def declared_size(name: str | None) -> int | None:
-    """Parameter count a model name declares: 'gemma-2b' → 2e9, 'gpt-125M' → 1.25e8."""
-    if not name:
-        return None
-    match = _SIZE_IN_NAME.search(name.split("/")[-1])
-    if not match:
-        return None
-    return int(float(match.group(1)) * (1e9 if match.group(2).lower() == "b" else 1e6))
 
 
 @gate("model_matches_config", "the checkpoint's architecture (config.json, tensor shapes, parameter count) "
@@ -81,17 +71,20 @@ def check(ev: RunEvidence, ctx: GateContext) -> GateResult:
     for message, path in contradictions:
         problems.append(message)
         pointers.append(ref(path))
-    params = ckpt.parameters if ckpt.files and not ckpt.missing_shards else None
-    if params is None and ckpt.index is not None and isinstance(ckpt.index.metadata.get("total_parameters"), int):
-        params = ckpt.index.metadata["total_parameters"]
-    wanted = plan.num_parameters or declared_size(plan.model_name) or declared_size(
-        str(config.get("_name_or_path", "")))
-    if params and wanted:
+    counted = checkpoint_parameters(ev)  # None for an absurd shard-index total: garbage is not a size
+    if counted is not None and plan.num_parameters:  # a declared count is a count: within ±50%
         compared += 1
-        ratio = params / wanted
-        if not (1 - SIZE_TOLERANCE <= ratio <= 1 + SIZE_TOLERANCE):
-            problems.append(f"checkpoint has {params:,} parameters, the declared model "
-                            f"({plan.model_name or plan.num_parameters}) implies about {wanted:,}")
+        ratio = counted[0] / plan.num_parameters
+        if not (1 - COUNT_TOLERANCE <= ratio <= 1 + COUNT_TOLERANCE):
+            problems.append(f"checkpoint has {counted[0]:,} parameters ({counted[1]}), the plan declares "
+                            f"{plan.num_parameters:,} ({plan.source.get('num_parameters', 'the plan')})")
+    if counted is not None:  # a size a name declares (llama-7b, 125M, gpt2-xl): within 0.5x-2x
+        named = [d for d in declared_models(ev) if not d.name.endswith(" parameters")]
+        compared += len(named)
+        for found in size_contradictions(ev):
+            if found.declared in named:
+                problems.append(found.message)
+                pointers.append(ref(found.declared.where[0], found.declared.where[1]))
     if problems:
         return R("fail", "checkpoint does not match the declared model: " + "; ".join(problems), *pointers)
     if compared == 0 and ckpt.config is None:
