@@ -312,7 +312,7 @@ def test_model_size_is_checked_against_a_torch_save_checkpoint(plain_run: Path, 
     (run / "plain_config.yaml").write_text("model:\n  name: regressor-7B\n", encoding="utf-8")
     report = verify_json(run)
     gate = report.gate("model_matches_config")
-    assert gate["status"] == "fail" and "161 parameters" in gate["message"] and "regressor-7B" in gate["message"]
+    assert gate["status"] == "fail" and "holds 161 " in gate["message"] and "regressor-7B" in gate["message"]
     (run / "plain_config.yaml").write_text("model:\n  name: regressor\n  num_parameters: 161\n", encoding="utf-8")
     assert verify_json(run).status("model_matches_config") in ("pass", "skip")
 

@@ -223,7 +223,11 @@ def places_of(text: str) -> int:
     8.37e14 → -12)."""
     mantissa, _, exponent = text.lower().partition("e")
     places = len(mantissa.split(".")[1]) if "." in mantissa else 0
-    return places - int(exponent) if exponent else places
+    try:
+        shifted = places - int(exponent) if exponent else places
+    except ValueError:  # an exponent of more digits than an int converts
+        return 0
+    return max(-300, min(300, shifted))  # beyond a float's range either way: 10.0 ** places stays finite
 
 
 def decimals_of(text: str) -> int:

@@ -11,10 +11,15 @@ CRASH = re.compile(
     r"ChildFailedError|exited with (?:exit )?code [1-9]|Aborted \(core dumped\)|Fatal Python error",
 )
 CRASH_BYTES = re.compile(CRASH.pattern.encode(), re.M)  # the same signatures, over a streamed file's bytes
+# A literal every CRASH match holds (upper case): a streamed scan runs the regex only on lines holding one.
+CRASH_LITERALS = (b"TRACEBACK", b"OUT OF MEMORY", b"OUTOFMEMORYERROR", b"RESOURCE_EXHAUSTED", b"KILLED",
+                  b"SEGMENTATION FAULT", b"CORE DUMPED", b"NCCL ERROR", b"CHILDFAILEDERROR", b"EXITED WITH",
+                  b"FATAL PYTHON ERROR")
 # In a text file that is not a log (a stdout capture, a JSON result, a notebook), only a Python traceback's header
 # is a failure signature: "out of memory" in a README is prose, "Traceback (most recent call last)" is not.
 TRACEBACK = re.compile(r"Traceback \(most recent call last\)")
 TRACEBACK_BYTES = re.compile(TRACEBACK.pattern.encode())
+TRACEBACK_LITERALS = (b"TRACEBACK (MOST RECENT CALL LAST)",)
 # Where a log names the file it logs to (a launcher's own names): *log* files, *.log, SLURM's slurm-<job>.out
 LOG_PATTERNS = ("*.log", "*log.txt", "*log*.txt", "*_log.txt", "slurm-*.out", "*.out", "*.err")
 SUCCESS = re.compile(

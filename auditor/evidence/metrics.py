@@ -20,6 +20,7 @@ from auditor.evidence.opener import LINE_BYTES, OVERLONG_LINE, open_file, read_j
 
 MAX_KEPT = 10
 STEP_LIMIT = 1 << 63  # steps are 64-bit counters in every trainer
+MAX_INTERVALS = 100_000  # logging intervals infer_steps weighs
 # Keys only the trainer's end-of-training record carries (its `train_loss` is a run average, not a curve point).
 FINAL_MARKERS = frozenset(("train_runtime", "train_samples_per_second", "train_steps_per_second"))
 _LOG_DICT = re.compile(r"\{'[A-Za-z_][A-Za-z0-9_/]*': [^{}]*\}")
@@ -524,10 +525,12 @@ def _line_starts(path: Path, size: int, parts: int) -> list[int]:
     with open_file(path) as handle:
         for i in range(1, parts):
             handle.seek(max(size * i // parts, cuts[-1]))
-            handle.readline()
-            cuts.append(min(handle.tell(), size))
+            line = handle.readline(LINE_BYTES)  # bounded: a 2 GiB line is not read to find its end
+            if line.endswith(b"\n"):
+                cuts.append(min(handle.tell(), size))
+            # else no line ends near here: no cut, the range before reads (and skips) the overlong line
     cuts.append(size)
-    return cuts
+    return sorted(set(cuts))
 
 
 def read_jsonl(path: Path, name: str) -> MetricsSeries:
@@ -545,6 +548,8 @@ def read_jsonl(path: Path, name: str) -> MetricsSeries:
 
     cuts = _line_starts(path, size, parts)
     ranges = list(itertools.pairwise(cuts))
+    if len(ranges) == 1:  # no line ended where the file could be cut (one overlong line): one process
+        return _read_range(path, name, 0, size)
     try:
         pool = ProcessPoolExecutor(parts - 1, mp_context=multiprocessing.get_context("spawn"))
     except (OSError, ImportError, NotImplementedError, ValueError):  # no process support here: one process
@@ -608,6 +613,8 @@ def last_progress(lines: Iterable[str]) -> Progress | None:
         if "/" not in line or "[" not in line:
             continue
         for match in _PROGRESS.finditer(line):
+            if len(match.group(2)) > 18:  # no progress bar counts beyond a 64-bit step
+                continue
             done, total = int(match.group(1)), int(match.group(2))
             if total == 0 or done > total:
                 continue
@@ -647,7 +654,12 @@ def infer_steps(series: MetricsSeries, total_steps: int | None) -> None:
         return
     final_epoch = series.final.values.get("epoch") if series.final else None
     per_epoch = total_steps / final_epoch if final_epoch else None
-    candidates = [k for k in range(1, total_steps + 1) if total_steps // k == n]
+    # the intervals k with total // k == n: (total // (n + 1), total // n]; a span wider than MAX_INTERVALS
+    # (a handful of dicts against an absurd total) fits nothing worth choosing
+    low, high = total_steps // (n + 1) + 1, total_steps // n
+    if total_steps <= 0 or high - low > MAX_INTERVALS:
+        return
+    candidates = list(range(max(1, low), high + 1))
 
     def misfit(interval: int) -> float:
         if per_epoch is None:

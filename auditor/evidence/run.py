@@ -12,8 +12,18 @@ from typing import TYPE_CHECKING, Any
 
 from auditor.evidence.checkpoint import Checkpoint
 from auditor.evidence.digests import SumsEntry, parse_sha256sums, sha256_files
-from auditor.evidence.jsonload import JsonProblem
-from auditor.evidence.logscan import CRASH, CRASH_BYTES, LOG_PATTERNS, TRACEBACK, TRACEBACK_BYTES, LogSignals, scan_log
+from auditor.evidence.jsonload import JsonProblem, load_yaml
+from auditor.evidence.logscan import (
+    CRASH,
+    CRASH_BYTES,
+    CRASH_LITERALS,
+    LOG_PATTERNS,
+    TRACEBACK,
+    TRACEBACK_BYTES,
+    TRACEBACK_LITERALS,
+    LogSignals,
+    scan_log,
+)
 from auditor.evidence.metrics import (
     FinalRecord,
     MetricsSeries,
@@ -106,6 +116,7 @@ class RunEvidence:
         self._heads: dict[str, bytes] = {}
         self._walk_cut: str | None = None
         self._walk_errors: list[tuple[str, str]] = []
+        self._yaml: dict[str, tuple[Any, tuple[str, str, int | None] | None]] = {}
         self._inspected: dict[tuple[str, str], Checkpoint] = {}
         self._digests: dict[Path, tuple[int, int, str | None]] = {}
 
@@ -267,18 +278,17 @@ class RunEvidence:
         return [p for p in (self.load_yaml(f)[1] for f in self.config_files) if p is not None]
 
     def load_yaml(self, rel: str) -> tuple[Any, tuple[str, str, int | None] | None]:
-        """A YAML file's data, or None and (path, problem, line) when it cannot be read or parsed."""
-        import yaml  # only folders with config YAMLs pay for it
-
-        doc = self.text(rel)
-        if doc is None:
-            return None, (rel, "cannot be read", None)
-        try:
-            return yaml.safe_load(doc.text), None
-        except yaml.YAMLError as exc:
-            mark = getattr(exc, "problem_mark", None)
-            line = mark.line + 1 if mark is not None else None
-            return None, (rel, f"is not valid YAML: {getattr(exc, 'problem', None) or exc}", line)
+        """A YAML file's data, or None and (path, problem, line) when it cannot be read or parsed (parsed once)."""
+        if rel not in self._yaml:
+            doc = self.text(rel)
+            if doc is None:
+                self._yaml[rel] = None, (rel, "cannot be read", None)
+            else:
+                try:
+                    self._yaml[rel] = load_yaml(doc.text), None
+                except JsonProblem as exc:
+                    self._yaml[rel] = None, (rel, exc.msg, exc.lineno)
+        return self._yaml[rel]
 
     @cached_property
     def plan(self) -> Plan:
@@ -353,7 +363,7 @@ class RunEvidence:
             if doc is None:
                 continue
             signals = scan_log(doc.lines, rel)
-            scan = scan_file(self.folder, rel, CRASH_BYTES, CRASH)
+            scan = scan_file(self.folder, rel, CRASH_BYTES, CRASH_LITERALS, CRASH)
             signals.crashes = [(n, t.strip()[:160]) for n, t in scan.lines]
             signals.scan_cut = scan.cut_at
             out.append(signals)
@@ -364,7 +374,7 @@ class RunEvidence:
         for rel in self.text_files():
             if rel in read or rel in skip or rel.endswith(NOT_OUTPUT_SUFFIXES) or rel in NOT_OUTPUT_FILES:
                 continue
-            scan = scan_file(self.folder, rel, TRACEBACK_BYTES, TRACEBACK)
+            scan = scan_file(self.folder, rel, TRACEBACK_BYTES, TRACEBACK_LITERALS, TRACEBACK)
             if scan.lines or scan.cut_at:
                 out.append(LogSignals(path=rel, crashes=[(n, t.strip()[:160]) for n, t in scan.lines],
                                       scan_cut=scan.cut_at))

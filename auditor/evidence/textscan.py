@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from auditor.evidence.jsonload import load_json
 from auditor.evidence.opener import LINE_BYTES, EvidenceUnreadable, Folder
 
-SCAN_BYTES = 1 << 30  # of one file, scanned for credentials and tracebacks; the rest is reported, not read
+SCAN_BYTES = 256 << 20  # of one file, scanned for credentials and tracebacks; the rest is reported, not read
 BLOCK = 4 << 20
 _STRING = re.compile(r'"(?:[^"\\]|\\.)*"')
 _ESCAPE = re.compile(rb"\\u[0-9a-fA-F]{4}")
@@ -33,11 +33,12 @@ def _utf16(head: bytes) -> bool:
                                                              and head[3:4] == b"\x00" and head[:1] != b"\x00")
 
 
-def scan_file(folder: Folder, rel: str, pattern: re.Pattern[bytes], text_pattern: re.Pattern[str] | None = None,
-              limit: int = SCAN_BYTES) -> ScanResult:
-    """Every line of `rel` where `pattern` matches, the file streamed in blocks up to `limit` bytes. Lines that
-    hold JSON escapes are also matched, decoded, against `text_pattern` (the same signature as text). UTF-16
-    text is decoded first (within the text limit)."""
+def scan_file(folder: Folder, rel: str, pattern: re.Pattern[bytes], literals: tuple[bytes, ...],
+              text_pattern: re.Pattern[str] | None = None, limit: int = SCAN_BYTES) -> ScanResult:
+    """Every line of `rel` where `pattern` matches, the file streamed in blocks up to `limit` bytes. Only lines
+    holding one of `literals` (upper case; every match of `pattern` holds one) are matched, so a block is
+    searched at memchr speed, not by the regex. Lines that hold JSON escapes are also matched, decoded, against
+    `text_pattern`. UTF-16 text is decoded first (within the text limit)."""
     result = ScanResult(rel)
     try:
         handle = folder.open(rel)
@@ -67,20 +68,34 @@ def scan_file(folder: Folder, rel: str, pattern: re.Pattern[bytes], text_pattern
             whole, carry = (block[:cut], block[cut:]) if cut else (b"", block)
             if len(carry) > LINE_BYTES:  # one overlong line: scanned as it stands, not held any longer
                 whole, carry = block, b""
-            _match_block(whole, line, pattern, text_pattern, result)
+            _match_block(whole, line, pattern, literals, text_pattern, result)
             line += whole.count(b"\n")
             if result.cut_at is not None:
                 break
         if carry:
-            _match_block(carry, line, pattern, text_pattern, result)
+            _match_block(carry, line, pattern, literals, text_pattern, result)
     return result
 
 
-def _match_block(block: bytes, first_line: int, pattern: re.Pattern[bytes], text_pattern: re.Pattern[str] | None,
-                 result: ScanResult) -> None:
-    hits = [m.start() for m in pattern.finditer(block)]
+def _positions(haystack: bytes, needle: bytes) -> Iterator[int]:
+    pos = haystack.find(needle)
+    while pos != -1:
+        yield pos
+        pos = haystack.find(needle, pos + 1)
+
+
+def _match_block(block: bytes, first_line: int, pattern: re.Pattern[bytes], literals: tuple[bytes, ...],
+                 text_pattern: re.Pattern[str] | None, result: ScanResult) -> None:
+    if not block:
+        return
+    compact = block.translate(None, b"\x00") if b"\x00" in block else block  # a sparse file's holes: nothing
+    folded = compact.upper()
+    if not any(literal in folded for literal in literals) and b"\\u" not in compact:
+        return
+    upper = block.upper()
+    hits = [pos for literal in literals for pos in _positions(upper, literal)]
     if text_pattern is not None:
-        hits += [m.start() for m in _ESCAPE.finditer(block)]
+        hits += [m.start() for m in _ESCAPE.finditer(block)] if b"\\u" in block else []
     seen: set[int] = set()
     for pos in sorted(hits):
         start = block.rfind(b"\n", 0, pos) + 1

@@ -113,6 +113,9 @@ def _digests(ev: RunEvidence, ctx: GateContext, problems: list[tuple[str, Eviden
         return f"{len(expected)} listed file(s) present;", "digests not checked (--quick)"
     actual = ev.sha256(to_hash.values())
     for rel, path in to_hash.items():
+        if actual.get(path) is None:  # unreadable: named above, not called changed
+            problems.append((f"{rel} cannot be read to check its sha256", ref(rel)))
+            continue
         for digest, pointer in expected[rel]:
             if actual.get(path) != digest:
                 others = [where(p.path, p.line) for d, p in expected[rel] if d == actual.get(path)]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from auditor.evidence.run import RunEvidence
-from auditor.evidence.secrets import PREFILTER_BYTES, PREFILTER_TEXT, scan_numbered
+from auditor.evidence.secrets import PREFILTER, PREFILTER_BYTES, PREFILTER_TEXT, scan_numbered
 from auditor.evidence.textscan import SCAN_BYTES, scan_file, unescaped
 from auditor.gates.base import GateContext, Results, gate, ref
 from auditor.models import GateResult
@@ -27,7 +27,7 @@ def check(ev: RunEvidence, ctx: GateContext) -> GateResult:
             findings.extend(scan_numbered([*lines, *unescaped(lines)], rel))
             continue
         # through the one opener: a FIFO or a link out of the folder is not read (nor waited on)
-        scan = scan_file(ev.folder, rel, PREFILTER_BYTES, PREFILTER_TEXT)
+        scan = scan_file(ev.folder, rel, PREFILTER_BYTES, PREFILTER, PREFILTER_TEXT)
         if scan.unreadable:
             unread.append(scan.unreadable)
             continue
@@ -45,7 +45,7 @@ def check(ev: RunEvidence, ctx: GateContext) -> GateResult:
         return R("warn", f"no credentials in {scanned} text file(s), but {unread[0]}"
                  f"{f' (+{len(unread) - 1} more)' if len(unread) > 1 else ''}: not scanned")
     if cut:
-        return R("warn", f"no credentials in the {SCAN_BYTES >> 30} GiB scanned of {cut[0]}"
+        return R("warn", f"no credentials in the {SCAN_BYTES >> 20} MiB scanned of {cut[0]}"
                  f"{f' (+{len(cut) - 1} more)' if len(cut) > 1 else ''}, but it is longer: the rest was not scanned",
                  *[ref(rel) for rel in cut[:10]])
     return R("pass", f"no credentials in {scanned} text file(s)")

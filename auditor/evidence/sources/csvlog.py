@@ -9,6 +9,7 @@ from __future__ import annotations
 import io
 from typing import Any
 
+from auditor.evidence.jsonload import load_yaml
 from auditor.evidence.metrics import MetricsSeries, as_float
 from auditor.evidence.opener import Folder
 from auditor.evidence.plan import plan_fields
@@ -92,12 +93,10 @@ class CsvLog(MetricsSource):
         series = read_csv_log(doc.lines, rel)
         hparams_rel = f"{rel.rsplit('/', 1)[0]}/hparams.yaml" if "/" in rel else "hparams.yaml"
         if hparams_rel in folder.files:
-            import yaml
-
             hparams_doc = folder.text(hparams_rel)
             try:
-                data = yaml.safe_load(hparams_doc.text) if hparams_doc else None
-            except yaml.YAMLError:
+                data = load_yaml(hparams_doc.text) if hparams_doc else None
+            except ValueError:
                 data = None
             if isinstance(data, dict):
                 series.hparams.update({str(k): v for k, v in data.items()})

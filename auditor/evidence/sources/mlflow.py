@@ -26,6 +26,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from auditor.evidence.jsonload import load_yaml
 from auditor.evidence.metrics import FINAL_MARKERS, FinalRecord, MetricsSeries, SourceOutcome, as_float, as_int
 from auditor.evidence.opener import EvidenceUnreadable, Folder
 from auditor.evidence.plan import plan_fields
@@ -193,13 +194,12 @@ def _metric_file(series: MetricsSeries, folder: Folder, rel: str, own: bool) -> 
 
 
 def _read_file_store(folder: Folder, rel: str) -> list[MetricsSeries]:
-    import yaml
     try:
         data, cut = folder.read(rel, META_LIMIT)
-        meta = None if cut else yaml.safe_load(data.decode("utf-8", errors="replace"))
+        meta = None if cut else load_yaml(data.decode("utf-8", errors="replace"))
     except EvidenceUnreadable as exc:
         return [_problem(rel, "mlflow", str(exc))]
-    except (yaml.YAMLError, RecursionError, ValueError):
+    except ValueError:
         return [_problem(rel, "mlflow", "meta.yaml is not YAML")]
     if cut:
         return [_problem(rel, "mlflow", f"meta.yaml is larger than {META_LIMIT >> 20} MiB")]
@@ -221,8 +221,8 @@ def _read_file_store(folder: Folder, rel: str) -> list[MetricsSeries]:
     run = {**meta, "run_id": meta.get("run_id") or meta.get("run_uuid")}
     experiment_meta = run_dir.rstrip("/").rpartition("/")[0] + "/meta.yaml"
     if experiment_meta in folder.files and (text := _text(folder, experiment_meta)):
-        with contextlib.suppress(yaml.YAMLError, RecursionError, ValueError, AttributeError):
-            run["experiment_name"] = yaml.safe_load(text).get("name")
+        with contextlib.suppress(ValueError, AttributeError):
+            run["experiment_name"] = load_yaml(text).get("name")
     _describe(series, run, params, tags, rel)
     return [series]
 

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO
 
-from auditor.evidence.jsonload import load_json
+from auditor.evidence.jsonload import load_json, load_yaml
 from auditor.evidence.metrics import FinalRecord, MetricsSeries, SourceOutcome, as_float, as_int
 from auditor.evidence.mlperf_system import system_description
 from auditor.evidence.opener import EvidenceUnreadable
@@ -125,11 +125,9 @@ def quality_target(benchmark: str) -> Target | None:
 
 
 def _target_in(path: Path, benchmark: str, source: str) -> Target | None:
-    import yaml
-
-    try:
-        doc = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, yaml.YAMLError):
+    try:  # the installed mlperf-logging package's rules: code, not evidence, but read the one safe way too
+        doc = load_yaml(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError):
         return None
     for entry in doc if isinstance(doc, list) else []:
         record = entry.get("KEY") if isinstance(entry, dict) else None

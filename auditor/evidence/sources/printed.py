@@ -62,7 +62,7 @@ def read_printed(lines: tuple[str, ...], rel: str) -> list[MetricsSeries]:
     plan: dict[str, float] = {}
     for number, line in enumerate(lines, start=1):
         stop = _LIGHTNING_STOP.search(line) if "`Trainer.fit`" in line else None
-        if stop:
+        if stop and len(stop.group("n")) <= 18:
             plan["max_steps" if stop.group("what") == "steps" else "num_epochs"] = int(stop.group("n"))
         if not _HAS_LOSS.search(line):
             continue
@@ -70,6 +70,9 @@ def read_printed(lines: tuple[str, ...], rel: str) -> list[MetricsSeries]:
         for rule in RULES:
             matched = False
             for match in rule.pattern.finditer(line):
+                if len(match.group("step")) > 18 or len(match.groupdict().get("total") or "") > 18:
+                    by_rule[rule.name]._bad(number, "a step count beyond a 64-bit counter")
+                    continue
                 record: dict[str, object] = {"step": int(match.group("step")), "loss": match.group("loss")}
                 if epoch:
                     record["epoch"] = epoch.group("epoch")

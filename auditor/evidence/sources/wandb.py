@@ -47,7 +47,7 @@ from collections.abc import Iterable, Iterator
 from datetime import datetime, timezone
 from typing import Any, BinaryIO
 
-from auditor.evidence.jsonload import load_json
+from auditor.evidence.jsonload import load_json, load_yaml
 from auditor.evidence.metrics import FINAL_MARKERS, MAX_KEPT, FinalRecord, MetricsSeries, SourceOutcome, as_float
 from auditor.evidence.opener import EvidenceUnreadable, Folder
 from auditor.evidence.plan import plan_fields
@@ -513,11 +513,10 @@ def _json_file(folder: Folder, rel: str) -> Any:
 
 def _config_yaml(folder: Folder, rel: str) -> dict[str, Any]:
     """config.yaml in W&B's shape (`key: {value: v, desc: ...}`), unwrapped; `_wandb` and `wandb_version` dropped."""
-    import yaml
     try:
         data, cut = folder.read(rel, SIDE_LIMIT)
-        loaded = None if cut else yaml.safe_load(data.decode("utf-8", errors="replace"))
-    except (EvidenceUnreadable, yaml.YAMLError, RecursionError, ValueError):
+        loaded = None if cut else load_yaml(data.decode("utf-8", errors="replace"))
+    except (EvidenceUnreadable, ValueError):
         return {}
     if not isinstance(loaded, dict):
         return {}
