@@ -701,42 +701,49 @@ def hostile_manifest(root: Path, rng: random.Random) -> dict[str, Any] | list[An
     manifest["artifacts"] = _artifacts(root)
     for _ in range(rng.randint(1, 4)):
         kind = rng.randrange(14)
-        if kind == 0:
-            manifest["artifacts"].append({"path": rng.choice(("../../etc/passwd", "/etc/passwd", "..", "C:\\x",
-                                                               "a/../../b", "training_log.txt\x00x", "", "/dev/zero",
-                                                               "\\\\server\\share")),
-                                          "sha256": "0" * 64, "size": 1, "role": "log"})
-        elif kind == 1:
-            manifest["artifacts"].append({"path": "training_log.txt", "sha256": "0" * 64,
-                                          "size": rng.choice((10**20, 10**4000, -(10**20))), "role": None})
-        elif kind == 2:
-            manifest["outcome"]["status"] = rng.choice(("running", "killed", "interrupted", "failed", "???", 1, None))
-            manifest["outcome"]["wrapper_pid"] = rng.choice((os.getpid(), 2**40, -1, 1))
-        elif kind == 3:
-            manifest["plan"]["max_steps"] = rng.choice((2**70, -1, 2**63, "40", 40.5, None))
-        elif kind == 4:
-            manifest["run_id"] = markup_line(rng)
-        elif kind == 5:
-            manifest["claims"] = {"total_steps": rng.choice((1e308, 2**64, -0.0)), "final_loss": rng.random()}
-        elif kind == 6:
-            manifest["artifacts"] = rng.choice(({}, "x", None, [None, 1, "a"], [[]]))
-        elif kind == 7:
-            manifest["environment"] = rng.choice(({"a": {"b": [1]}}, [], {"CUDA": markup_line(rng)}))
-        elif kind == 8:
-            manifest["schema_version"] = rng.choice((2, "1", None, 1.0, 2**70))
-        elif kind == 9:
-            manifest.pop(rng.choice(list(manifest)))
-        elif kind == 10:
-            manifest["command"] = ["python", "-c", markup_line(rng), "--token=hf_" + "a" * 34]
-        elif kind == 11:
-            manifest["outcome"]["started_at"] = rng.choice(("yesterday", "9999-99-99T99:99:99", "", 0))
-            manifest["outcome"]["wall_seconds"] = rng.choice((-1.0, 1e308, 0.0))
-        elif kind == 12:
-            manifest["git"] = {"commit": "x", "dirty": "yes", "changed_files": ["../../x", markup_line(rng)],
-                               "diff_path": "../../../etc/shadow", "diff_sha256": "0" * 64}
-        else:
-            manifest = rng.choice(([manifest], "manifest", 1, None))
+        if kind != 13 and not isinstance(manifest, dict):
             break
+        try:  # an earlier step may have replaced a part with another type: this step then does nothing
+            if kind == 0:
+                escaping = ("../../etc/passwd", "/etc/passwd", "..", "C:\\x", "a/../../b", "training_log.txt\x00x", "",
+                            "/dev/zero", "\\\\server\\share")
+                manifest["artifacts"].append({"path": rng.choice(escaping),
+                                              "sha256": "0" * 64, "size": 1, "role": "log"})
+            elif kind == 1:
+                manifest["artifacts"].append({"path": "training_log.txt", "sha256": "0" * 64,
+                                              "size": rng.choice((10**20, 10**4000, -(10**20))), "role": None})
+            elif kind == 2:
+                manifest["outcome"]["status"] = rng.choice(("running", "killed", "interrupted", "failed", "???", 1,
+                                                            None))
+                manifest["outcome"]["wrapper_pid"] = rng.choice((os.getpid(), 2**40, -1, 1))
+            elif kind == 3:
+                manifest["plan"]["max_steps"] = rng.choice((2**70, -1, 2**63, "40", 40.5, None))
+            elif kind == 4:
+                manifest["run_id"] = markup_line(rng)
+            elif kind == 5:
+                manifest["claims"] = {"total_steps": rng.choice((1e308, 2**64, -0.0)), "final_loss": rng.random()}
+            elif kind == 6:
+                manifest["artifacts"] = rng.choice(({}, "x", None, [None, 1, "a"], [[]]))
+            elif kind == 7:
+                manifest["environment"] = rng.choice(({"a": {"b": [1]}}, [], {"CUDA": markup_line(rng)}))
+            elif kind == 8:
+                manifest["schema_version"] = rng.choice((2, "1", None, 1.0, 2**70))
+            elif kind == 9:
+                manifest.pop(rng.choice(list(manifest)))
+            elif kind == 10:
+                manifest["command"] = ["python", "-c", markup_line(rng), "--token=hf_" + "a" * 34]
+            elif kind == 11:
+                manifest["outcome"]["started_at"] = rng.choice(("yesterday", "9999-99-99T99:99:99", "", 0))
+                manifest["outcome"]["wall_seconds"] = rng.choice((-1.0, 1e308, 0.0))
+            elif kind == 12:
+                manifest["git"] = {"commit": "x", "dirty": "yes", "changed_files": ["../../x", markup_line(rng)],
+                                   "diff_path": "../../../etc/shadow", "diff_sha256": "0" * 64}
+            else:
+                manifest = rng.choice(([manifest], "manifest", 1, None))
+                break
+
+        except (TypeError, AttributeError, KeyError, IndexError):
+            continue
     return manifest
 
 

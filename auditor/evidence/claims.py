@@ -12,6 +12,7 @@ them. A figure scaled by a magnitude or a time unit matches within half a unit o
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass, field
 from pathlib import PurePosixPath
@@ -551,7 +552,10 @@ def _loss_row(claims: SummaryClaims, table: _Table, cells: list[str], path: str,
     epoch_decimals = 0
     key_match = re.search(_NUMBER, key_cell)
     if has_step and key_match and not final:
-        step = int(_number(key_match.group(1)))
+        shown = _number(key_match.group(1))
+        if not math.isfinite(shown) or abs(shown) >= 2**63:  # no trainer counts steps beyond 64 bits
+            return
+        step = int(shown)
     elif table.epoch_col is not None:
         epoch_match = re.search(_NUMBER, cells[table.epoch_col])
         if epoch_match:

@@ -613,7 +613,7 @@ def last_progress(lines: Iterable[str]) -> Progress | None:
         if "/" not in line or "[" not in line:
             continue
         for match in _PROGRESS.finditer(line):
-            if len(match.group(2)) > 18:  # no progress bar counts beyond a 64-bit step
+            if len(match.group(1)) > 18 or len(match.group(2)) > 18:  # no bar counts beyond a 64-bit step
                 continue
             done, total = int(match.group(1)), int(match.group(2))
             if total == 0 or done > total:
