@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import IO, Any, Protocol
 
 from auditor.capture.files import utc_now, write_atomic, write_json_atomic
+from auditor.capture.procfs import stat_fields
 
 MIB = 1 << 20
 SMI_AFTER_ROUNDS = 5  # nvidia-smi text is taken once the training has had a few seconds to claim its devices
@@ -121,13 +122,8 @@ def process_tree(root: int) -> set[int]:
     for entry in entries:
         if not entry.isdigit():
             continue
-        try:
-            with open(f"/proc/{entry}/stat", "rb") as handle:
-                stat = handle.read()
-        except OSError:
-            continue
-        fields = stat[stat.rfind(b")") + 2:].split()
-        if len(fields) > 1:
+        fields = stat_fields(entry)
+        if fields is not None and len(fields) > 1:
             children.setdefault(int(fields[1]), []).append(int(entry))
     tree, todo = {root}, [root]
     while todo:

@@ -29,6 +29,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Any, Protocol
 
+from auditor.capture.procfs import stat_fields
 from auditor.evidence.secrets import redact
 from auditor.models.manifest import LeftoverProcess, RunStatus
 
@@ -251,13 +252,8 @@ def leftover_processes(pgid: int, pipe_inode: int | None) -> list[LeftoverProces
         if not entry.isdigit() or int(entry) == me:
             continue
         pid = int(entry)
-        try:
-            with open(f"/proc/{pid}/stat", "rb") as handle:
-                stat = handle.read()
-        except OSError:
-            continue
-        fields = stat[stat.rfind(b")") + 2:].split()
-        if len(fields) < 4 or fields[0] in (b"Z", b"X"):  # a zombie holds nothing and cannot be signalled
+        fields = stat_fields(pid)
+        if fields is None or len(fields) < 4 or fields[0] in (b"Z", b"X"):  # a zombie holds nothing, takes no signal
             continue
         in_group = pgid in (int(fields[2]), int(fields[3]))
         holds = pipe_inode is not None and _holds_pipe(pid, pipe_inode)

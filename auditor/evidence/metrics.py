@@ -473,27 +473,28 @@ def _line_blocks(handle: BinaryIO, left: int | None = None) -> Iterator[bytes]:
     """Blocks of whole lines from `handle` (the next `left` bytes, or to the end); each ends with a newline but
     the last one, when the data does not. Memory is bounded by the block size (and the longest line)."""
     carry = b""
-    while left is None or left > 0:
-        data = handle.read(BLOCK_BYTES if left is None else min(BLOCK_BYTES, left))
-        if not data:
-            break
-        if left is not None:
-            left -= len(data)
+    remaining = left
+
+    def read() -> bytes:
+        nonlocal remaining
+        if remaining is not None and remaining <= 0:
+            return b""
+        data = handle.read(BLOCK_BYTES if remaining is None else min(BLOCK_BYTES, remaining))
+        if remaining is not None:
+            remaining -= len(data)
+        return data
+
+    while data := read():
         block = carry + data
         cut = block.rfind(b"\n") + 1
         if cut == 0:
             carry = block
             if len(carry) > LINE_BYTES:  # one line longer than the limit: skipped to its end, counted as bad
                 carry = OVERLONG_LINE
-                while left is None or left > 0:
-                    data = handle.read(BLOCK_BYTES if left is None else min(BLOCK_BYTES, left))
-                    if not data:
-                        break
-                    if left is not None:
-                        left -= len(data)
-                    end = data.find(b"\n")
+                while rest := read():
+                    end = rest.find(b"\n")
                     if end >= 0:
-                        carry += data[end:]
+                        carry += rest[end:]
                         break
             continue
         yield block[:cut]

@@ -57,12 +57,10 @@ def open_file(path: Path, rel: str | None = None) -> io.BufferedReader:
 
 def read_evidence(root: Path, rel: str, limit: int) -> tuple[bytes, bool]:
     """At most `limit` bytes of an evidence file and whether the limit cut it. Raises EvidenceUnreadable."""
-    with open_evidence(root, rel) as handle:
-        try:
-            data = handle.read(limit + 1)
-        except OSError as exc:
-            raise EvidenceUnreadable(f"{rel}: cannot be read ({exc.strerror or exc})") from None
-    return data[:limit], len(data) > limit
+    path = contained_path(root, rel)
+    if path is None:
+        raise EvidenceUnreadable(f"{rel}: leads outside the run folder")
+    return read_file(path, limit, rel)
 
 
 def read_file(path: Path, limit: int, rel: str | None = None) -> tuple[bytes, bool]:
