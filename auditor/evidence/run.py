@@ -355,7 +355,7 @@ class RunEvidence:
         failure signatures come from the whole file (streamed up to textscan.SCAN_BYTES, a cut reported), not
         from its decoded first 64 MiB; any other text file (a stdout capture, a JSON result, a notebook) is
         scanned for a Python traceback, JSON escapes decoded."""
-        from auditor.evidence.textscan import scan_file
+        from auditor.evidence.textscan import scan_file, unescaped
 
         out: list[LogSignals] = []
         for rel in self.log_files:
@@ -371,8 +371,16 @@ class RunEvidence:
                                                      for format_id, rel in self.format_logs) if d is not None]
         read = set(self.log_files) | {rel for _, rel in self.format_logs}
         skip = {s.path for s in self.summaries} | set(self.templates)
+        # a metrics file's numbers-only records hold no text: only the lines its reader kept need scanning
+        free_text = {s.path: s.free_text() for s in self.metrics_sources if s.kind == "metrics.jsonl"}
         for rel in self.text_files():
             if rel in read or rel in skip or rel.endswith(NOT_OUTPUT_SUFFIXES) or rel in NOT_OUTPUT_FILES:
+                continue
+            kept = free_text.get(rel)
+            if kept is not None:
+                hits = [(n, t) for n, t in [*kept, *unescaped(kept)] if TRACEBACK.search(t)]
+                if hits:
+                    out.append(LogSignals(path=rel, crashes=[(n, t.strip()[:160]) for n, t in hits]))
                 continue
             scan = scan_file(self.folder, rel, TRACEBACK_BYTES, TRACEBACK_LITERALS, TRACEBACK)
             if scan.lines or scan.cut_at:
