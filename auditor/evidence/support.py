@@ -190,12 +190,18 @@ def _batch_size(ev: RunEvidence, value: Any) -> str | None:
     ratio = _trainer_ratio(ev)
     accumulation = ev.plan.gradient_accumulation_steps or 1
     if ratio is not None and value * accumulation > 0:
-        per = ratio / (value * accumulation)
-        if abs(per - round(per)) <= 0.05 * max(1, round(per)) and round(per) >= 1:
-            return None
-        return f"the trainer's samples/s ÷ steps/s is {ratio:.4g} samples per step, not a multiple of {value} × " \
-               f"{accumulation}"
+        return _not_a_multiple(ratio, value, accumulation)
     return "no trainer banner, trainer_state or samples-per-step figure shows the batch size"
+
+
+def _not_a_multiple(ratio: float, batch: Any, accumulation: Any) -> str | None:
+    """Why the trainer's samples per optimizer step (samples/s ÷ steps/s) is not a whole multiple of batch ×
+    accumulation (the device count), or None when it is."""
+    per = ratio / (batch * accumulation)
+    if abs(per - round(per)) <= 0.05 * max(1, round(per)) and round(per) >= 1:
+        return None
+    return f"the trainer's samples/s ÷ steps/s is {ratio:.4g} samples per step, not a multiple of {batch} × " \
+           f"{accumulation}"
 
 
 def _accumulation(ev: RunEvidence, value: Any) -> str | None:
@@ -204,11 +210,7 @@ def _accumulation(ev: RunEvidence, value: Any) -> str | None:
     ratio = _trainer_ratio(ev)
     batch = ev.plan.batch_size
     if ratio is not None and batch:
-        per = ratio / (batch * value)
-        if abs(per - round(per)) <= 0.05 * max(1, round(per)) and round(per) >= 1:
-            return None
-        return f"the trainer's samples/s ÷ steps/s is {ratio:.4g} samples per step, not a multiple of {batch} × " \
-               f"{value}"
+        return _not_a_multiple(ratio, batch, value)
     return "no trainer banner or samples-per-step figure shows the gradient accumulation"
 
 

@@ -23,6 +23,13 @@ class TextDoc:
         return "\n".join(self.lines)
 
 
+def looks_utf16(head: bytes) -> bool:
+    """Whether bytes start as UTF-16 text: a BOM, or PowerShell's BOM-less little-endian ASCII (every other byte
+    NUL)."""
+    return head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)) or (
+        len(head) >= 4 and head[1:2] == b"\x00" and head[3:4] == b"\x00" and head[:1] != b"\x00")
+
+
 def decode_bytes(data: bytes) -> tuple[str, str]:
     """Decode bytes to text and name the encoding used; never raises."""
     if data.startswith(codecs.BOM_UTF8):

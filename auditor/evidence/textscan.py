@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 
 from auditor.evidence.jsonload import load_json
 from auditor.evidence.opener import LINE_BYTES, EvidenceUnreadable, Folder
+from auditor.evidence.text import looks_utf16
 
 SCAN_BYTES = 256 << 20  # of one file, scanned for credentials and tracebacks; the rest is reported, not read
 BLOCK = 4 << 20
@@ -28,11 +29,6 @@ class ScanResult:
     unreadable: str | None = None
 
 
-def _utf16(head: bytes) -> bool:
-    return head.startswith((b"\xff\xfe", b"\xfe\xff")) or (len(head) >= 4 and head[1:2] == b"\x00"
-                                                             and head[3:4] == b"\x00" and head[:1] != b"\x00")
-
-
 def scan_file(folder: Folder, rel: str, pattern: re.Pattern[bytes], literals: tuple[bytes, ...],
               text_pattern: re.Pattern[str] | None = None, limit: int = SCAN_BYTES) -> ScanResult:
     """Every line of `rel` where `pattern` matches, the file streamed in blocks up to `limit` bytes. Only lines
@@ -47,7 +43,7 @@ def scan_file(folder: Folder, rel: str, pattern: re.Pattern[bytes], literals: tu
         return result
     with handle:
         head = handle.read(4)
-        if _utf16(head):
+        if looks_utf16(head):
             doc = folder.text(rel)
             if doc is not None and text_pattern is not None:
                 result.lines = [(n, t) for n, t in enumerate(doc.lines, 1) if text_pattern.search(t)]
